@@ -1,0 +1,185 @@
+"""Host plumbing for the local stack: running commands (as the unprivileged service user when
+we are root), installing missing Debian packages, file locks and atomic file writes."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("infra.stack")
+
+
+class StackError(RuntimeError):
+    """A step of the stack failed; the message is one line naming what failed and where."""
+
+
+def shown(path: Path) -> str:
+    """A path as the user typed it: relative to the working directory when it is inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class ServiceUser:
+    """The OS user that runs PostgreSQL and PgBouncer; both refuse to run as root."""
+
+    name: str
+    uid: int
+    gid: int
+    # Prepended to commands that must run as this user; empty when it is the current user.
+    prefix: tuple[str, ...]
+
+    @classmethod
+    def detect(cls) -> ServiceUser:
+        if os.geteuid() != 0:
+            entry = pwd.getpwuid(os.geteuid())
+            return cls(entry.pw_name, entry.pw_uid, entry.pw_gid, ())
+        try:
+            entry = pwd.getpwnam("postgres")
+        except KeyError:
+            raise StackError(
+                "running as root needs the unprivileged OS user 'postgres' (created by the "
+                "Debian package postgresql-15); create it or run as a normal user"
+            ) from None
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        return cls(entry.pw_name, entry.pw_uid, entry.pw_gid, (runuser, "-u", "postgres", "--"))
+
+    def own(self, path: Path) -> None:
+        if self.prefix:
+            os.chown(path, self.uid, self.gid)
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    failure: str,
+    user: ServiceUser | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    log_file: Path | None = None,
+) -> str:
+    """Run a command and return its stdout; raise StackError(failure ...) when it fails.
+
+    With log_file, stdout and stderr are appended to it (and the error points at it): commands
+    that leave a daemon behind must not hold a pipe we wait on.
+    """
+    command = [*(user.prefix if user else ()), *map(str, argv)]
+    if log_file is None:
+        result = subprocess.run(
+            command, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            detail = lines[-1] if lines else f"exit status {result.returncode}"
+            raise StackError(f"{failure}: {detail}")
+        return result.stdout
+    with log_file.open("a") as sink:
+        result = subprocess.run(
+            command,
+            cwd=cwd,
+            env=env,
+            input=stdin,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise StackError(f"{failure}; see {shown(log_file)}")
+    return ""
+
+
+def probe(argv: Sequence[str | Path], *, user: ServiceUser | None = None) -> tuple[int, str]:
+    """Run a command whose exit status is the answer; return (status, stdout)."""
+    command = [*(user.prefix if user else ()), *map(str, argv)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as error:
+        return 127, str(error)
+    return result.returncode, result.stdout
+
+
+class Apt:
+    """Installs missing Debian packages when root (one `apt-get update` per process), and
+    otherwise says exactly what to install."""
+
+    def __init__(self) -> None:
+        self._updated = False
+
+    @staticmethod
+    def missing(packages: Sequence[str]) -> list[str]:
+        absent = []
+        for package in packages:
+            status, out = probe(["dpkg-query", "-W", "-f=${Status}", package])
+            if status != 0 or not out.endswith(" installed"):
+                absent.append(package)
+        return absent
+
+    @staticmethod
+    def can_install() -> bool:
+        return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+    def update(self) -> None:
+        log.info("apt-get update ...")
+        run(["apt-get", "update"], failure="apt-get update failed", env=self._env())
+        self._updated = True
+
+    def install(self, packages: Sequence[str], what: str) -> None:
+        missing = self.missing(packages)
+        if not missing:
+            return
+        if not self.can_install():
+            raise StackError(
+                f"{what} is missing; install it with: sudo apt-get install -y {' '.join(missing)}"
+            )
+        if not self._updated:
+            self.update()
+        log.info("installing Debian packages for %s: %s", what, " ".join(missing))
+        run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *missing],
+            failure=f"apt-get install {' '.join(missing)} failed",
+            env=self._env(),
+        )
+
+    @staticmethod
+    def _env() -> dict[str, str]:
+        return {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on path (created if missing) for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_file(path: Path, text: str, mode: int, owner: ServiceUser | None = None) -> None:
+    """Replace path atomically with text, with the given mode (and owner, when root)."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(temp, mode)
+        if owner is not None:
+            owner.own(Path(temp))
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,111 @@
+"""Prometheus metrics of the database layer. Labels stay low-cardinality: the operation
+(select, insert, update, delete, other) and the error kind, never SQL text or ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from time import perf_counter
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+from ..errors import translate
+
+# Past the 5 s slow-query alert threshold, so the histogram can show how slow.
+QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+OPERATIONS = ("select", "insert", "update", "delete")
+
+
+def operation_of(statement: str) -> str:
+    """The operation label of a statement: its first keyword, or 'other'."""
+    head = statement.lstrip()[:6].lower()
+    return head if head in OPERATIONS else "other"
+
+
+class _PoolCollector(Collector):
+    """Reads the pool's state at scrape time, so the gauges are never stale."""
+
+    def __init__(self, pool: QueuePool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = self._pool
+        capacity = pool.size() + pool._max_overflow
+        checked_out = pool.checkedout()
+        yield GaugeMetricFamily("db_pool_size", "Configured pool size", pool.size())
+        yield GaugeMetricFamily(
+            "db_pool_max_connections", "Pool size plus allowed overflow", capacity
+        )
+        yield GaugeMetricFamily(
+            "db_pool_checked_out", "Connections currently in use", checked_out
+        )
+        yield GaugeMetricFamily(
+            "db_pool_overflow", "Connections open beyond the pool size", max(pool.overflow(), 0)
+        )
+        yield GaugeMetricFamily(
+            "db_pool_utilization",
+            "Connections in use over the maximum the pool may open (0 to 1)",
+            checked_out / capacity if capacity else 0.0,
+        )
+
+
+class DatabaseMetrics:
+    """The metrics of one engine, registered on one registry (the process default in services,
+    a fresh one per engine in tests)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.pool_wait = Histogram(
+            "db_pool_wait_seconds",
+            "Time spent waiting for a pooled connection",
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.query_duration = Histogram(
+            "db_query_duration_seconds",
+            "Statement execution time by operation",
+            ["operation"],
+            buckets=QUERY_BUCKETS,
+            registry=registry,
+        )
+        self.queries = Counter(
+            "db_queries", "Statements executed by operation", ["operation"], registry=registry
+        )
+        self.errors = Counter(
+            "db_errors", "Database errors by kind", ["kind"], registry=registry
+        )
+
+    def instrument(self, engine: AsyncEngine) -> None:
+        pool = engine.sync_engine.pool
+        if isinstance(pool, QueuePool):
+            self.registry.register(_PoolCollector(pool))
+        sync_engine = engine.sync_engine
+        event.listen(sync_engine, "before_cursor_execute", self._before)
+        event.listen(sync_engine, "after_cursor_execute", self._after)
+        event.listen(sync_engine, "handle_error", self._error)
+
+    @staticmethod
+    def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["query_started"] = perf_counter()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self._observe(conn, statement)
+
+    def _observe(self, conn: Any, statement: str) -> None:
+        started = conn.info.pop("query_started", None)
+        operation = operation_of(statement)
+        self.queries.labels(operation).inc()
+        if started is not None:
+            self.query_duration.labels(operation).observe(perf_counter() - started)
+
+    def _error(self, context: Any) -> None:
+        error = translate(context.sqlalchemy_exception or context.original_exception)
+        self.errors.labels(error.kind if error else "other").inc()
+        if context.connection is not None and context.statement is not None:
+            self._observe(context.connection, context.statement)

@@ -1,0 +1,142 @@
+"""The small set of errors services act on. No driver error leaks past the core: every
+database or validation failure is translated into one of these by `translate`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pydantic
+from sqlalchemy import exc as sa_exc
+
+
+class CoreError(Exception):
+    """Base of every error the core raises."""
+
+    kind = "error"
+
+
+class NotFound(CoreError):
+    kind = "not_found"
+
+    def __init__(self, entity: str, key: object) -> None:
+        super().__init__(f"{entity} {key!r} not found")
+        self.entity = entity
+        self.key = key
+
+
+class Conflict(CoreError):
+    """A unique, exclusion or foreign-key rule refused the change (e.g. the slot is taken)."""
+
+    kind = "conflict"
+
+    def __init__(self, message: str, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class InvalidInput(CoreError):
+    """The input breaks a rule of the schema; `field` names the offending field when known."""
+
+    kind = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class DatabaseUnavailable(CoreError):
+    """The database cannot be reached or did not answer in time; retrying later may work."""
+
+    kind = "unavailable"
+
+
+class DatabaseError(CoreError):
+    """Any other database failure: a bug (bad SQL, missing grant), not the caller's input."""
+
+    kind = "database_error"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    error: type[CoreError]
+    message: str
+
+
+# SQLSTATEs worth telling apart (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_BY_SQLSTATE = {
+    "23505": _Rule(Conflict, "already exists"),
+    "23P01": _Rule(Conflict, "overlaps an existing row"),
+    "23503": _Rule(Conflict, "refers to a missing row or is still referenced"),
+    "23514": _Rule(InvalidInput, "violates a check rule"),
+    "23502": _Rule(InvalidInput, "is required"),
+    "22001": _Rule(InvalidInput, "is too long"),
+    "22003": _Rule(InvalidInput, "is out of range"),
+    "22P02": _Rule(InvalidInput, "has an invalid format"),
+    "22007": _Rule(InvalidInput, "has an invalid date or time format"),
+    "22008": _Rule(InvalidInput, "is an invalid date or time"),
+    "57014": _Rule(DatabaseUnavailable, "statement timed out"),
+    "53300": _Rule(DatabaseUnavailable, "too many connections"),
+}
+# Classes: 08 connection exception, 57P admin shutdown / cannot connect now, 53 resources.
+_UNAVAILABLE_CLASSES = ("08", "57P", "53")
+_PGBOUNCER_UNAVAILABLE = ("pgbouncer cannot connect", "no more connections", "query_wait_timeout")
+
+
+def _field_from_constraint(table: str | None, constraint: str | None) -> str | None:
+    """ck_users_credits_nonnegative -> credits (the naming convention in schema/base.py)."""
+    if not table or not constraint:
+        return None
+    prefix = f"ck_{table}_"
+    if constraint.startswith(prefix):
+        return constraint[len(prefix) :].rsplit("_", 1)[0] or None
+    return None
+
+
+def translate(error: BaseException) -> CoreError | None:
+    """The CoreError for a database, pool or validation error; None for anything else (an
+    application bug, cancellation), which the caller re-raises as it is."""
+    if isinstance(error, CoreError):
+        return error
+    if isinstance(error, pydantic.ValidationError):
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        return InvalidInput(first["msg"], field)
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection became free in time
+        return DatabaseUnavailable("timed out waiting for a database connection")
+    if isinstance(error, (asyncio.TimeoutError, TimeoutError)):
+        return DatabaseUnavailable("the database did not answer in time")
+    if isinstance(error, OSError):  # connection refused, reset, unreachable
+        return DatabaseUnavailable(f"cannot reach the database: {error.strerror or error}")
+    if not isinstance(error, sa_exc.DBAPIError):
+        return None
+    if error.connection_invalidated:
+        return DatabaseUnavailable("the database connection was lost")
+    orig = error.orig
+    driver = orig.__cause__ if orig is not None else None
+    sqlstate: str | None = getattr(orig, "sqlstate", None)
+    text = str(driver or orig)
+    if sqlstate in _BY_SQLSTATE:
+        rule = _BY_SQLSTATE[sqlstate]
+        constraint = getattr(driver, "constraint_name", None)
+        if rule.error is Conflict:
+            return Conflict(f"{constraint or 'row'} {rule.message}", constraint)
+        if rule.error is InvalidInput:
+            field = getattr(driver, "column_name", None) or _field_from_constraint(
+                getattr(driver, "table_name", None), constraint
+            )
+            return InvalidInput(f"{rule.message} ({constraint})" if constraint else rule.message, field)
+        return DatabaseUnavailable(rule.message)
+    if (sqlstate and sqlstate.startswith(_UNAVAILABLE_CLASSES)) or any(
+        marker in text for marker in _PGBOUNCER_UNAVAILABLE
+    ):
+        return DatabaseUnavailable(f"the database is unavailable ({sqlstate or 'no sqlstate'})")
+    if isinstance(error, sa_exc.InterfaceError) or isinstance(
+        driver, (OSError, asyncio.TimeoutError, ConnectionError)
+    ):
+        return DatabaseUnavailable("the database connection failed")
+    if isinstance(error, sa_exc.DataError):
+        # Raised by the driver before the query reaches the server (e.g. an int out of the
+        # 64-bit range): the message names the argument, not the field.
+        return InvalidInput(text.splitlines()[0])
+    return DatabaseError(f"database error ({sqlstate or type(driver or orig).__name__})")

@@ -1,0 +1,87 @@
+"""Payments and credits: each payment's credits are added exactly once."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from ..errors import InvalidInput, NotFound
+from ..schema import CreditChange, Payment, User
+from .base import Repository, validated
+
+
+class BillingRepository(Repository):
+    async def change_credits(
+        self,
+        user_id: int,
+        delta: int,
+        reason: str,
+        *,
+        payment_id: int | None = None,
+        staff_id: int | None = None,
+    ) -> int:
+        """Adds delta (negative to spend) and records the change; returns the new balance.
+        A balance that would go below zero is refused by the database (InvalidInput, field
+        'credits')."""
+        change = validated(
+            CreditChange,
+            user_id=user_id,
+            delta=delta,
+            balance_after=0,  # the real balance comes from the update below
+            reason=reason,
+            payment_id=payment_id,
+            staff_id=staff_id,
+        )
+        if change.delta == 0:
+            raise InvalidInput("must not be zero", "delta")
+        balance = (
+            await self.session.execute(
+                sa.update(User)
+                .where(User.id == user_id)  # type: ignore[arg-type]
+                .values(credits=User.credits + change.delta, updated_at=sa.func.now())
+                .returning(User.credits)
+            )
+        ).scalar_one_or_none()
+        if balance is None:
+            raise NotFound("user", user_id)
+        change.balance_after = balance
+        self.session.add(change)
+        await self.session.flush()
+        return int(balance)
+
+    async def apply_payment(
+        self,
+        user_id: int,
+        *,
+        telegram_payment_charge_id: str,
+        amount: int,
+        credits: int,
+        product_id: int | None = None,
+        provider_payment_charge_id: str | None = None,
+        currency: str = "XTR",
+    ) -> bool:
+        """Records a successful payment and adds its credits, once: a second delivery of the
+        same charge id changes nothing and returns False."""
+        payment = validated(
+            Payment,
+            user_id=user_id,
+            product_id=product_id,
+            telegram_payment_charge_id=telegram_payment_charge_id,
+            provider_payment_charge_id=provider_payment_charge_id,
+            currency=currency,
+            amount=amount,
+            credits=credits,
+        )
+        payment_id = (
+            await self.session.execute(
+                insert(Payment)
+                .values(payment.model_dump(exclude={"id", "created_at"}))
+                .on_conflict_do_nothing(index_elements=[Payment.telegram_payment_charge_id])
+                .returning(Payment.id)  # type: ignore[arg-type]
+            )
+        ).scalar_one_or_none()
+        if payment_id is None:
+            return False
+        if payment.credits:
+            await self.change_credits(
+                user_id, payment.credits, "payment", payment_id=payment_id
+            )
+        return True

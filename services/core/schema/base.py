@@ -1,0 +1,88 @@
+"""Building blocks shared by every table: naming convention, timestamps, bounded types."""
+
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+# Deterministic constraint names: Alembic can drop what it created, and a constraint
+# violation names the table and column it guards (the error mapper reads them).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Telegram ids are 64-bit; PostgreSQL BIGINT's range.
+BIGINT_MAX = 2**63 - 1
+# Telegram's own limit for a message's text.
+MESSAGE_TEXT_MAX = 4096
+
+
+def now_field(*, nullable: bool = False) -> Any:
+    """A timestamptz column filled by the database when the row is written."""
+    return Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),
+        sa_column_kwargs={"server_default": sa.func.now()},
+        nullable=nullable,
+    )
+
+
+def optional_time_field() -> Any:
+    """A timestamptz column set by the application when something happens."""
+    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=True)
+
+
+def id_field() -> Any:
+    return Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+
+
+def telegram_id_field(
+    *, unique: bool = False, nullable: bool = False, ge: int = -BIGINT_MAX, **kw: Any
+) -> Any:
+    """A Telegram id (user, chat, message): 64-bit, so BIGINT, validated against its range."""
+    return Field(
+        sa_type=sa.BigInteger, ge=ge, le=BIGINT_MAX, unique=unique, nullable=nullable, **kw
+    )
+
+
+def fk_field(target: str, ondelete: str, *, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_type=sa.BigInteger,
+        foreign_key=target,
+        ondelete=ondelete,  # type: ignore[arg-type]
+        nullable=nullable,
+        index=index,
+    )
+
+
+def enum_field(enum: type[StrEnum], default: StrEnum, name: str) -> Any:
+    """A string column with a CHECK constraint (not a native PG enum: adding a value later
+    is then a plain constraint change, and downgrades leave no orphaned types)."""
+    return Field(
+        default=default,
+        sa_type=sa.Enum(
+            enum,
+            name=name,
+            native_enum=False,
+            create_constraint=True,
+            length=max(len(m.value) for m in enum),
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        sa_column_kwargs={"server_default": default.value},
+        nullable=False,
+    )
+
+
+def json_field(*, nullable: bool = False) -> Any:
+    return Field(
+        default_factory=dict,
+        sa_type=sa.dialects.postgresql.JSONB,
+        sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")} if not nullable else {},
+        nullable=nullable,
+    )

@@ -1,0 +1,131 @@
+"""Settings, one class per concern, each with its own environment prefix.
+
+Secrets have development defaults so `make up` works with no configuration; outside
+development (APP_ENVIRONMENT=production or staging) a default or empty secret is refused at
+start-up with a message that names the variable to set.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The development default of every secret; refused outside development.
+DEV_SECRET = "change-me-dev-only"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class InsecureSettingsError(ValueError):
+    """A secret still has its development default (or is empty) outside development."""
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=None, extra="ignore", frozen=True)
+
+
+class AppSettings(BaseSettings):
+    model_config = _config("APP_")
+
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+
+
+def _refuse_default_secrets(settings: BaseSettings, prefix: str, *names: str) -> None:
+    environment = AppSettings().environment
+    if environment is Environment.DEVELOPMENT:
+        return
+    bad = []
+    for name in names:
+        value: SecretStr = getattr(settings, name)
+        if value.get_secret_value() in ("", DEV_SECRET):
+            bad.append(f"{prefix}{name.upper()}")
+    if bad:
+        raise InsecureSettingsError(
+            f"refusing to start in {environment} with a default or empty "
+            f"secret: set {', '.join(bad)}"
+        )
+
+
+class DatabaseSettings(BaseSettings):
+    """How a service (bot, admin-api) reaches PostgreSQL: through PgBouncer, transaction mode."""
+
+    model_config = _config("DB_")
+
+    host: str = "127.0.0.1"
+    port: int = 56432
+    name: str = "botstack"
+    user: str = "app"
+    password: SecretStr = SecretStr(DEV_SECRET)
+    # Sized for a 2 GB host: every service gets at most pool_size + max_overflow connections
+    # to PgBouncer, which multiplexes them onto a small server pool.
+    pool_size: int = Field(5, ge=1, le=50)
+    max_overflow: int = Field(5, ge=0, le=50)
+    # Seconds to wait for a free pooled connection before failing with DatabaseUnavailable.
+    pool_timeout: float = Field(5.0, gt=0)
+    # Seconds to establish a connection; a dead database fails fast instead of hanging.
+    connect_timeout: float = Field(3.0, gt=0)
+    # Seconds a single statement may run before it is cancelled.
+    statement_timeout: float = Field(30.0, gt=0)
+    # True for PgBouncer >= 1.21 with max_prepared_statements > 0 (protocol-level prepared
+    # statements): asyncpg's statement cache is on. False for older PgBouncer (1.18): no
+    # statement cache and a unique name for every prepared statement.
+    prepared_statements: bool = True
+
+    @model_validator(mode="after")
+    def _secrets(self) -> DatabaseSettings:
+        _refuse_default_secrets(self, "DB_", "password")
+        return self
+
+
+class MigrationSettings(BaseSettings):
+    """The migration role: owns the schema, connects to PostgreSQL directly (never PgBouncer)."""
+
+    model_config = _config("MIGRATE_")
+
+    host: str = "127.0.0.1"
+    port: int = 55432
+    database: str = "botstack"
+    user: str = "migrator"
+    password: SecretStr = SecretStr(DEV_SECRET)
+    # The services' role the migrations grant row access to: the same variable the services
+    # log in with, so the two cannot drift apart.
+    app_role: str = Field("app", validation_alias="DB_USER")
+
+    @model_validator(mode="after")
+    def _secrets(self) -> MigrationSettings:
+        _refuse_default_secrets(self, "MIGRATE_", "password")
+        return self
+
+
+class BackupRoleSettings(BaseSettings):
+    """The backup role (REPLICATION); the backup service connects with it directly."""
+
+    model_config = _config("BACKUP_")
+
+    user: str = "backup"
+    password: SecretStr = SecretStr(DEV_SECRET)
+
+    @model_validator(mode="after")
+    def _secrets(self) -> BackupRoleSettings:
+        _refuse_default_secrets(self, "BACKUP_", "password")
+        return self
+
+
+class PgBouncerSettings(BaseSettings):
+    """The PgBouncer stats user, read by the metrics exporter through the admin console."""
+
+    model_config = _config("PGBOUNCER_")
+
+    stats_user: str = "pgbouncer_stats"
+    stats_password: SecretStr = SecretStr(DEV_SECRET)
+
+    @model_validator(mode="after")
+    def _secrets(self) -> PgBouncerSettings:
+        _refuse_default_secrets(self, "PGBOUNCER_", "stats_password")
+        return self
