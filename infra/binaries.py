@@ -31,19 +31,19 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 def pgbouncer_version(path: Path) -> str | None:
     """The version `pgbouncer --version` reports, or None when it does not run."""
-    status, out = probe([path, "--version"])
-    match = re.match(r"PgBouncer (\d+\.\d+\.\d+)", out)
-    return match.group(1) if status == 0 and match else None
+    result = probe([path, "--version"])
+    match = re.match(r"PgBouncer (\d+\.\d+\.\d+)", result.stdout)
+    return match.group(1) if result.returncode == 0 and match else None
 
 
 def _pg_bindir() -> Path | None:
     candidates = [DEBIAN_PG_BINDIR]
-    status, out = probe(["pg_config", "--bindir"])
-    if status == 0 and out.strip():
-        candidates.append(Path(out.strip()))
+    pg_config = probe(["pg_config", "--bindir"])
+    if pg_config.returncode == 0 and pg_config.stdout.strip():
+        candidates.append(Path(pg_config.stdout.strip()))
     for bindir in candidates:
-        status, out = probe([bindir / "postgres", "--version"])
-        if status == 0 and re.search(rf"\b{PG_MAJOR}\.\d+", out):
+        version = probe([bindir / "postgres", "--version"])
+        if version.returncode == 0 and re.search(rf"\b{PG_MAJOR}\.\d+", version.stdout):
             return bindir
     return None
 

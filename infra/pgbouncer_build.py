@@ -116,8 +116,9 @@ def _source_version(apt: Apt) -> str:
 
 
 def _offered_version() -> str | None:
-    status, out = probe(["apt-cache", "showsrc", "pgbouncer"])
-    if status != 0:
+    result = probe(["apt-cache", "showsrc", "pgbouncer"])
+    if result.returncode != 0:
         return None
-    versions = re.findall(rf"^Version: ({re.escape(VERSION)}-\S+)$", out, flags=re.MULTILINE)
+    pattern = rf"^Version: ({re.escape(VERSION)}-\S+)$"
+    versions = re.findall(pattern, result.stdout, flags=re.MULTILINE)
     return versions[0] if versions else None

@@ -59,6 +59,13 @@ class ServiceUser:
         if self.prefix:
             os.chown(path, self.uid, self.gid)
 
+    def log_file(self, path: Path) -> Path:
+        """path, created if missing so that this user's daemons can append to it."""
+        if not path.exists():
+            path.touch(0o644)
+            self.own(path)
+        return path
+
 
 def run(
     argv: Sequence[str | Path],
@@ -69,8 +76,8 @@ def run(
     env: Mapping[str, str] | None = None,
     stdin: str | None = None,
     log_file: Path | None = None,
-) -> str:
-    """Run a command and return its stdout; raise StackError(failure ...) when it fails.
+) -> None:
+    """Run a command; raise StackError(failure ...) naming its error or log when it fails.
 
     With log_file, stdout and stderr are appended to it (and the error points at it): commands
     that leave a daemon behind must not hold a pipe we wait on.
@@ -84,7 +91,7 @@ def run(
             lines = (result.stderr or result.stdout).strip().splitlines()
             detail = lines[-1] if lines else f"exit status {result.returncode}"
             raise StackError(f"{failure}: {detail}")
-        return result.stdout
+        return
     with log_file.open("a") as sink:
         result = subprocess.run(
             command,
@@ -98,17 +105,24 @@ def run(
         )
     if result.returncode != 0:
         raise StackError(f"{failure}; see {shown(log_file)}")
-    return ""
 
 
-def probe(argv: Sequence[str | Path], *, user: ServiceUser | None = None) -> tuple[int, str]:
-    """Run a command whose exit status is the answer; return (status, stdout)."""
+def probe(
+    argv: Sequence[str | Path],
+    *,
+    user: ServiceUser | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command whose exit status is the answer (127: it could not be run)."""
     command = [*(user.prefix if user else ()), *map(str, argv)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     except OSError as error:
-        return 127, str(error)
-    return result.returncode, result.stdout
+        return subprocess.CompletedProcess(command, 127, "", str(error))
+
+
+# Wait for a concurrent apt or dpkg (unattended-upgrades) instead of failing at once.
+LOCK_WAIT = ("-o", "DPkg::Lock::Timeout=300")
 
 
 class Apt:
@@ -122,8 +136,8 @@ class Apt:
     def missing(packages: Sequence[str]) -> list[str]:
         absent = []
         for package in packages:
-            status, out = probe(["dpkg-query", "-W", "-f=${Status}", package])
-            if status != 0 or not out.endswith(" installed"):
+            result = probe(["dpkg-query", "-W", "-f=${Status}", package])
+            if result.returncode != 0 or not result.stdout.endswith(" installed"):
                 absent.append(package)
         return absent
 
@@ -142,13 +156,13 @@ class Apt:
             return
         if not self.can_install():
             raise StackError(
-                f"{what} is missing; install it with: sudo apt-get install -y {' '.join(missing)}"
+                f"missing {what}; install with: sudo apt-get install -y {' '.join(missing)}"
             )
         if not self._updated:
             self.update()
         log.info("installing Debian packages for %s: %s", what, " ".join(missing))
         run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *missing],
+            ["apt-get", "install", "-y", "--no-install-recommends", *LOCK_WAIT, *missing],
             failure=f"apt-get install {' '.join(missing)} failed",
             env=self._env(),
         )

@@ -135,8 +135,8 @@ def translate(error: BaseException) -> CoreError | None:
         driver, (OSError, asyncio.TimeoutError, ConnectionError)
     ):
         return DatabaseUnavailable("the database connection failed")
-    if isinstance(error, sa_exc.DataError):
-        # Raised by the driver before the query reaches the server (e.g. an int out of the
-        # 64-bit range): the message names the argument, not the field.
+    if sqlstate and sqlstate.startswith("22"):
+        # Data exceptions, including those the driver raises before the query reaches the
+        # server (e.g. an int out of the 64-bit range): the message names the argument.
         return InvalidInput(text.splitlines()[0])
     return DatabaseError(f"database error ({sqlstate or type(driver or orig).__name__})")

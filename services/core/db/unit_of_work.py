@@ -8,8 +8,7 @@ from time import perf_counter
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..errors import CoreError, translate
 from ..repositories import Repositories

@@ -1,7 +1,7 @@
 """Repositories: queries and writes by concern. They share the unit of work's session and
 never commit; the unit of work does, once."""
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from .billing import BillingRepository
 from .booking import AppointmentRepository

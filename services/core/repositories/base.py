@@ -3,7 +3,7 @@
 from typing import Any, TypeVar
 
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 M = TypeVar("M", bound=SQLModel)
 

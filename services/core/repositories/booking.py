@@ -36,8 +36,8 @@ class AppointmentRepository(Repository):
         return appointment
 
     async def for_user(self, user_id: int) -> list[Appointment]:
-        result = await self.session.exec(
-            sa.select(Appointment)  # type: ignore[call-overload]
+        result = await self.session.execute(
+            sa.select(Appointment)
             .where(Appointment.user_id == user_id)
             .order_by(Appointment.starts_at)  # type: ignore[arg-type]
         )

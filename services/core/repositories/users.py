@@ -60,8 +60,8 @@ class UserRepository(Repository):
         return user
 
     async def by_telegram_id(self, telegram_id: int) -> User:
-        result = await self.session.exec(sa.select(User).where(User.telegram_id == telegram_id))  # type: ignore[call-overload]
-        user: User | None = result.scalar_one_or_none()
+        result = await self.session.execute(sa.select(User).where(User.telegram_id == telegram_id))
+        user = result.scalar_one_or_none()
         if user is None:
             raise NotFound("user", telegram_id)
         return user

@@ -1,0 +1,428 @@
+"""The local process stack: PostgreSQL 15, PgBouncer and the migrations, run from system binaries
+on loopback ports under a state directory, for machines without Docker, the test suite and the
+load tests.
+
+    python -m infra.stack up [--port-base N] | down [--purge] | status   [--state-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+from infra import pgbouncer_build
+from infra.binaries import PgBouncerBinary, find_postgres, find_psql, find_system_pgbouncer
+from infra.pgbouncer_server import PgBouncerServer, accepts_connections, write_userlist
+from infra.postgres_server import PostgresServer
+from infra.stack_state import HOST, Bouncer, Credentials, Layout, Ports, StackState
+from infra.system import Apt, ServiceUser, StackError, file_lock, run, shown, write_file
+
+log = logging.getLogger("infra.stack")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
+DEFAULT_PORT_BASE = 55430
+# Linux limits a unix socket path (sun_path) to 107 bytes.
+SOCKET_PATH_MAX = 107
+LEGACY_ENDPOINTS = (
+    "pgbouncer_legacy_dsn",
+    "pgbouncer_legacy_admin_dsn",
+    "pgbouncer_legacy_version",
+)
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    address: str
+    running: bool
+    detail: str
+
+
+class LocalStack:
+    """The stack in one state directory. Every method is idempotent."""
+
+    def __init__(self, state_dir: Path, port_base: int = DEFAULT_PORT_BASE) -> None:
+        self.state_dir = state_dir.resolve()
+        self.port_base = port_base
+        self.paths = Layout(self.state_dir)
+
+    @cached_property
+    def _user(self) -> ServiceUser:
+        return ServiceUser.detect()
+
+    def up(self) -> dict[str, str]:
+        """Install or build what is missing, start everything, migrate; return the endpoints."""
+        credentials = Credentials.load()
+        apt = Apt()
+        pg_bindir = find_postgres(apt)
+        psql = find_psql(apt, pg_bindir)
+        system_bouncer = find_system_pgbouncer(apt)
+        modern = (
+            system_bouncer
+            if system_bouncer.supports_prepared_statements
+            else pgbouncer_build.ensure_built(apt)
+        )
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.paths.lock):
+            state = self._claim(pg_bindir, psql, modern, system_bouncer)
+            self._prepare_directories()
+            postgres = PostgresServer(self.paths, self._user, state)
+            postgres.init()
+            postgres.configure(credentials)
+            postgres.start(reload=True)
+            postgres.apply_roles(credentials)
+            write_userlist(self.paths, self._user, credentials)
+            for bouncer in self._bouncers(state):
+                bouncer.configure(credentials, state)
+                bouncer.start()
+                bouncer.wait_serving(credentials, state.psql)
+            self._migrate(credentials, state)
+            return self._write_endpoints(credentials, state)
+
+    def down(self, purge: bool = False) -> None:
+        """Stop the PgBouncers and PostgreSQL, keeping the data unless purge."""
+        where = shown(self.paths.root)
+        if not self.paths.state.exists():
+            log.info("nothing to stop: no stack in %s", where)
+            if purge and self.paths.root.exists():
+                raise StackError(f"not removing {where}: it has no stack.json, so it is no stack")
+            return
+        with file_lock(self.paths.lock):
+            state = StackState.load(self.paths.state)
+            for bouncer in self._bouncers(state):
+                bouncer.stop()
+            PostgresServer(self.paths, self._user, state).stop()
+            if purge:
+                shutil.rmtree(self.paths.root)
+                log.info("removed %s", where)
+
+    def stop_postgres(self) -> None:
+        """Fast shutdown of PostgreSQL; the PgBouncers keep running. A query through one of
+        them then fails: the first after query_wait_timeout (5 s), the next ones at once with
+        PgBouncer's cached login error, until start_postgres."""
+        with file_lock(self.paths.lock):
+            state = StackState.load(self.paths.state)
+            PostgresServer(self.paths, self._user, state).stop()
+
+    def start_postgres(self) -> None:
+        """Start PostgreSQL again and wait until queries go through every PgBouncer."""
+        credentials = Credentials.load()
+        with file_lock(self.paths.lock):
+            state = StackState.load(self.paths.state)
+            PostgresServer(self.paths, self._user, state).start(reload=False)
+            for bouncer in self._bouncers(state):
+                if bouncer.pid() is not None:
+                    bouncer.wait_serving(credentials, state.psql)
+
+    def endpoints(self) -> dict[str, str]:
+        """The string entries of endpoints.json (other tools may add keys of their own)."""
+        try:
+            data = json.loads(self.paths.endpoints.read_text())
+        except FileNotFoundError:
+            raise StackError(f"no endpoints in {shown(self.paths.root)}: run `up` first") from None
+        except ValueError as error:
+            raise StackError(f"{shown(self.paths.endpoints)} is not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise StackError(f"{shown(self.paths.endpoints)} is not a JSON object")
+        return {key: value for key, value in data.items() if isinstance(value, str)}
+
+    def status(self) -> list[ComponentStatus]:
+        """Each component, running or not; empty when `up` never ran here."""
+        if not self.paths.state.exists():
+            return []
+        state = StackState.load(self.paths.state)
+        postgres = PostgresServer(self.paths, self._user, state)
+        pid = postgres.pid()
+        components = [
+            ComponentStatus(
+                "postgres", postgres.address, pid is not None, "PostgreSQL" + _pid_note(pid)
+            )
+        ]
+        for bouncer in self._bouncers(state):
+            pid = bouncer.pid()
+            detail = f"PgBouncer {bouncer.bouncer.version}{_pid_note(pid)}"
+            components.append(
+                ComponentStatus(bouncer.name, bouncer.address, pid is not None, detail)
+            )
+        return components
+
+    def _bouncers(self, state: StackState) -> list[PgBouncerServer]:
+        return [PgBouncerServer(self.paths, self._user, b) for b in state.bouncers]
+
+    def _claim(
+        self, pg_bindir: Path, psql: Path, modern: PgBouncerBinary, system: PgBouncerBinary
+    ) -> StackState:
+        """Decide ports and instances, check that nothing else holds them, remember them."""
+        ports = Ports(self.port_base)
+        # The stack runs its own copy of a PgBouncer it built: root's cache is not readable by
+        # the service user, and clearing the cache must not pull the binary from under a
+        # running PgBouncer.
+        built = modern.path.is_relative_to(pgbouncer_build.cache_dir())
+        modern_path = self.paths.bin / f"pgbouncer-{modern.version}" if built else modern.path
+        bouncers = [Bouncer("pgbouncer", modern_path, modern.version, ports.pgbouncer)]
+        if not system.supports_prepared_statements:
+            legacy = Bouncer(
+                "pgbouncer-legacy", system.path, system.version, ports.pgbouncer_legacy
+            )
+            bouncers.append(legacy)
+        state = StackState(self.port_base, pg_bindir, psql, tuple(bouncers))
+        try:
+            previous: StackState | None = StackState.load(self.paths.state)
+        except StackError:  # first up here, or a stack.json `up` is about to rewrite
+            previous = None
+        if previous and previous.port_base != self.port_base and self._running(previous):
+            raise StackError(
+                f"the stack in {shown(self.paths.root)} runs on port base "
+                f"{previous.port_base}; run `down` first to move it to {self.port_base}"
+            )
+        if previous:
+            # The legacy instance goes away once the system PgBouncer is new enough.
+            wanted = {bouncer.name for bouncer in bouncers}
+            for server in self._bouncers(previous):
+                if server.name not in wanted:
+                    server.stop()
+        socket_path = self.paths.run / f".s.PGSQL.{ports.postgres}"
+        if len(str(socket_path).encode()) > SOCKET_PATH_MAX:
+            raise StackError(
+                f"the socket path {socket_path} is longer than {SOCKET_PATH_MAX} bytes; "
+                "use a shorter --state-dir"
+            )
+        needed = [] if self._running_postgres(state) else [("PostgreSQL", ports.postgres)]
+        needed += [
+            ("PgBouncer", server.bouncer.port)
+            for server in self._bouncers(state)
+            if server.pid() is None
+        ]
+        for component, port in needed:
+            if accepts_connections(port):
+                raise StackError(
+                    f"{HOST}:{port} (for {component}) is in use by a process outside "
+                    f"{shown(self.paths.root)}; choose another --port-base"
+                )
+        if built:
+            _install_copy(modern.path, modern_path)
+        write_file(self.paths.state, state.to_json(), 0o644)
+        return state
+
+    def _running_postgres(self, state: StackState) -> bool:
+        return PostgresServer(self.paths, self._user, state).pid() is not None
+
+    def _running(self, state: StackState) -> bool:
+        bouncers = self._bouncers(state)
+        return self._running_postgres(state) or any(b.pid() is not None for b in bouncers)
+
+    def _prepare_directories(self) -> None:
+        modes = {
+            self.paths.pgdata: 0o700,  # initdb and postgres insist
+            self.paths.wal_archive: 0o700,
+            self.paths.run: 0o755,
+            self.paths.logs: 0o755,
+            self.paths.pgbouncer: 0o700,  # passwords in the userlist
+        }
+        for directory, mode in modes.items():
+            directory.mkdir(mode=mode, exist_ok=True)
+            self._user.own(directory)
+
+    def _environment(self, credentials: Credentials, state: StackState) -> dict[str, str]:
+        """How services reach this stack, as the environment variables of the settings."""
+        migrate, db, backup = credentials.migrate, credentials.db, credentials.backup
+        return {
+            "DB_HOST": HOST,
+            "DB_PORT": str(state.ports.pgbouncer),
+            "DB_NAME": db.name,
+            "DB_USER": db.user,
+            "DB_PASSWORD": db.password.get_secret_value(),
+            "DB_PREPARED_STATEMENTS": "true",  # DB_PORT is the modern PgBouncer
+            "MIGRATE_HOST": HOST,
+            "MIGRATE_PORT": str(state.ports.postgres),
+            "MIGRATE_DATABASE": migrate.database,
+            "MIGRATE_USER": migrate.user,
+            "MIGRATE_PASSWORD": migrate.password.get_secret_value(),
+            "BACKUP_USER": backup.user,
+            "BACKUP_PASSWORD": backup.password.get_secret_value(),
+            "PGBOUNCER_STATS_USER": credentials.bouncer.stats_user,
+            "PGBOUNCER_STATS_PASSWORD": credentials.bouncer.stats_password.get_secret_value(),
+        }
+
+    def _migrate(self, credentials: Credentials, state: StackState) -> None:
+        log.info("migrations: alembic upgrade head ...")
+        run(
+            [sys.executable, "-m", "alembic", "-c", REPO_ROOT / "alembic.ini", "upgrade", "head"],
+            failure="migrations (alembic upgrade head) failed",
+            cwd=REPO_ROOT,
+            env={**os.environ, **self._environment(credentials, state)},
+            log_file=self.paths.logs / "migrate.log",
+        )
+
+    def _write_endpoints(self, credentials: Credentials, state: StackState) -> dict[str, str]:
+        migrate, db, backup = credentials.migrate, credentials.db, credentials.backup
+        stats = credentials.bouncer
+        postgres = state.ports.postgres
+        modern, *legacy = state.bouncers
+        ours = {
+            "postgres_dsn": _dsn(migrate.user, migrate.password, postgres, migrate.database),
+            "pgbouncer_dsn": _dsn(db.user, db.password, modern.port, db.name),
+            "pgbouncer_admin_dsn": _dsn(
+                stats.stats_user, stats.stats_password, modern.port, "pgbouncer"
+            ),
+            "backup_dsn": _dsn(backup.user, backup.password, postgres, migrate.database),
+            "pgbouncer_version": modern.version,
+            "state_dir": str(self.paths.root),
+            "env_file": str(self.paths.env),
+        }
+        for old in legacy:
+            ours |= {
+                "pgbouncer_legacy_dsn": _dsn(db.user, db.password, old.port, db.name),
+                "pgbouncer_legacy_admin_dsn": _dsn(
+                    stats.stats_user, stats.stats_password, old.port, "pgbouncer"
+                ),
+                "pgbouncer_legacy_version": old.version,
+            }
+        try:
+            existing = json.loads(self.paths.endpoints.read_text())
+        except (FileNotFoundError, ValueError):
+            existing = {}
+        # Keep what other tools added; drop the legacy keys when there is no legacy instance.
+        kept = {
+            key: value
+            for key, value in (existing if isinstance(existing, dict) else {}).items()
+            if key not in LEGACY_ENDPOINTS
+        }
+        write_file(self.paths.endpoints, json.dumps(kept | ours, indent=2) + "\n", 0o600)
+        env = self._environment(credentials, state)
+        text = "".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items())
+        write_file(self.paths.env, text, 0o600)
+        return self.endpoints()
+
+
+def _install_copy(source: Path, copy: Path) -> None:
+    if copy.exists() and copy.read_bytes() == source.read_bytes():
+        return
+    copy.parent.mkdir(exist_ok=True)
+    temp = copy.with_name(f".{copy.name}.tmp")
+    shutil.copy2(source, temp)
+    os.replace(temp, copy)  # works even while the old copy is running
+
+
+def _pid_note(pid: int | None) -> str:
+    return f", pid {pid}" if pid is not None else ""
+
+
+def _dsn(user: str, password: SecretStr, port: int, database: str) -> str:
+    secret = quote(password.get_secret_value(), safe="")
+    return f"postgresql://{user}:{secret}@{HOST}:{port}/{database}"
+
+
+def _masked(value: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", value)
+
+
+def _port_base(state_dir: Path, requested: int | None) -> int:
+    """The requested port base, else the one the state directory remembers, else the default."""
+    if requested is not None:
+        return requested
+    try:
+        return StackState.load(Layout(state_dir).state).port_base
+    except StackError:
+        return DEFAULT_PORT_BASE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.stack",
+        description=(
+            "Run the bot stack's PostgreSQL 15 and PgBouncer as local processes on 127.0.0.1, "
+            "with all state (data, WAL archive, sockets, logs, endpoints.json, env) in one "
+            "directory. As root it installs missing Debian packages and runs the servers as "
+            "the OS user postgres."
+        ),
+    )
+    state_help = f"state directory (default: {shown(DEFAULT_STATE_DIR)})"
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=state_help)
+    # Also accepted after the command; SUPPRESS keeps an absent one from resetting the above.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help=state_help)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser(
+        "up",
+        parents=[common],
+        help="start the stack (idempotent) and print its endpoints",
+        description=(
+            "Install or build what is missing, initialize and start PostgreSQL, create the "
+            "roles and the database, start PgBouncer (1.21+ on base+1002 and, when the system "
+            "one is older, that one as the legacy instance on base+1003), run the migrations, "
+            "write endpoints.json and env, and print the endpoints. On a running stack it "
+            "re-checks everything and reprints."
+        ),
+    )
+    up.add_argument(
+        "--port-base",
+        type=int,
+        help=(
+            "PostgreSQL listens on base+2, PgBouncer on base+1002 (legacy: base+1003); "
+            f"default: what the state directory remembers, else {DEFAULT_PORT_BASE}"
+        ),
+    )
+    down = commands.add_parser(
+        "down",
+        parents=[common],
+        help="stop the stack, keeping its data",
+        description="Stop the PgBouncers and PostgreSQL (fast shutdown). Harmless when stopped.",
+    )
+    down.add_argument("--purge", action="store_true", help="also remove the state directory")
+    commands.add_parser(
+        "status",
+        parents=[common],
+        help="show each component, running or not, with its address",
+        description="Show each component; the exit status is 3 when any of them is not running.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    state_dir: Path = args.state_dir
+    stack = LocalStack(state_dir, _port_base(state_dir, getattr(args, "port_base", None)))
+    where = shown(stack.state_dir)
+    try:
+        if args.command == "up":
+            endpoints = stack.up()
+            width = max(map(len, endpoints))
+            for key, value in endpoints.items():
+                print(f"  {key:<{width}}  {_masked(value)}")
+            print(f"stack is up (state: {where})")
+        elif args.command == "down":
+            stack.down(purge=args.purge)
+            print(f"stack is down (state: {where})")
+        else:
+            components = stack.status()
+            if not components:
+                print(f"no stack in {where}")
+                return 3
+            for c in components:
+                state = "running" if c.running else "stopped"
+                print(f"{c.name:<17} {state:<8} {c.address:<16} {c.detail}")
+            return 0 if all(c.running for c in components) else 3
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

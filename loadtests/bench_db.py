@@ -1,0 +1,185 @@
+"""Benchmark of the bot's per-update transaction through PgBouncer, against pgbench.
+
+N concurrent tasks run the transaction through the core's unit of work (record the update id,
+upsert the user, log the message); then pgbench runs the same SQL through the same PgBouncer
+with the same number of clients. The last line is `ratio: X`, our tx/s over pgbench's.
+
+    python -m loadtests.bench_db [--tasks 32] [--seconds 10] [--mode modern|legacy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry
+
+from infra.stack import LocalStack
+from services.core.db import Database
+from services.core.schema import Direction
+from services.core.settings import DatabaseSettings
+
+REPO = Path(__file__).resolve().parent.parent
+# Telegram ids are drawn from this many users, so upserts mix inserts and updates.
+USERS = 100_000
+
+# pgbench's equivalent of UpdateRepository.record + UserRepository.upsert + MessageRepository.log.
+PGBENCH_SCRIPT = """\
+\\set update_id random(1, 9000000000000000000)
+\\set telegram_id random(1, {users})
+BEGIN;
+INSERT INTO processed_updates (update_id) VALUES (:update_id)
+  ON CONFLICT DO NOTHING RETURNING update_id;
+INSERT INTO users (telegram_id, username, first_name, last_name, language_code)
+  VALUES (:telegram_id, NULL, 'bench ' || :telegram_id, NULL, 'en')
+  ON CONFLICT (telegram_id) DO UPDATE SET username = excluded.username,
+    first_name = excluded.first_name, last_name = excluded.last_name,
+    language_code = excluded.language_code, is_active = true, updated_at = now()
+  RETURNING id AS user_id \\gset
+INSERT INTO conversation_messages (user_id, direction, text, telegram_message_id, context)
+  VALUES (:user_id, 'in', 'hello from update ' || :update_id, NULL, '{{}}');
+COMMIT;
+"""
+
+
+@dataclass
+class Result:
+    transactions: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def tps(self) -> float:
+        return self.transactions / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def line(self, name: str) -> str:
+        return (
+            f"{name:<10} {self.tps:9.0f} tx/s  p50 {self.percentile(0.5):6.2f} ms  "
+            f"p99 {self.percentile(0.99):6.2f} ms  ({self.transactions} tx)"
+        )
+
+
+def settings_for(dsn: str, mode: str, tasks: int) -> DatabaseSettings:
+    url = urlsplit(dsn)
+    # One pooled connection per task: the benchmark measures the layer, not pool queueing.
+    return DatabaseSettings(
+        host=url.hostname or "",
+        port=url.port or 0,
+        user=url.username or "",
+        password=url.password or "",  # type: ignore[arg-type]
+        name=url.path.lstrip("/"),
+        prepared_statements=mode == "modern",
+        pool_size=tasks,
+        max_overflow=0,
+    )
+
+
+async def run_ours(settings: DatabaseSettings, tasks: int, seconds: float) -> Result:
+    db = Database(settings, CollectorRegistry())
+    latencies: list[float] = []
+    update_ids = iter(range(random.randrange(10**15, 10**16), 10**17))
+
+    async def one_update() -> None:
+        update_id = next(update_ids)
+        telegram_id = random.randint(1, USERS)
+        async with db.unit_of_work() as uow:
+            if await uow.updates.record(update_id):
+                user_id = await uow.users.upsert(
+                    telegram_id, first_name=f"bench {telegram_id}", language_code="en"
+                )
+                await uow.messages.log(user_id, Direction.IN, f"hello from update {update_id}")
+
+    async def worker(deadline: float) -> None:
+        while (started := time.perf_counter()) < deadline:
+            await one_update()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    try:
+        await asyncio.gather(*(one_update() for _ in range(tasks)))  # warm the pool and caches
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(began + seconds) for _ in range(tasks)))
+        elapsed = time.perf_counter() - began
+    finally:
+        await db.dispose()
+    return Result(len(latencies), elapsed, latencies)
+
+
+def run_pgbench(dsn: str, mode: str, tasks: int, seconds: float) -> Result:
+    pgbench = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    url = urlsplit(dsn)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "update.sql"
+        script.write_text(PGBENCH_SCRIPT.format(users=USERS))
+        command = [
+            pgbench,
+            "--no-vacuum",
+            f"--client={tasks}",
+            "--jobs=2",
+            f"--time={int(seconds)}",
+            # Protocol-level prepared statements where PgBouncer supports them, like asyncpg.
+            f"--protocol={'prepared' if mode == 'modern' else 'extended'}",
+            f"--file={script}",
+            "--log",
+            f"--log-prefix={tmp}/log",
+            f"--host={url.hostname}",
+            f"--port={url.port}",
+            f"--username={url.username}",
+            url.path.lstrip("/"),
+        ]
+        env = {"PGPASSWORD": url.password or "", "PATH": "/usr/bin:/bin"}
+        run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise SystemExit(f"pgbench failed:\n{run.stderr}")
+        # Per-transaction log lines: client_id transaction_no latency_us script_no epoch us
+        latencies = [
+            int(line.split()[2]) / 1000
+            for log in Path(tmp).glob("log*")
+            for line in log.read_text().splitlines()
+        ]
+    return Result(len(latencies), seconds, latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Benchmark the bot's per-update transaction through PgBouncer against "
+        "pgbench running the same SQL. Starts the local stack if it is not running."
+    )
+    parser.add_argument("--tasks", type=int, default=32, help="concurrent tasks and pgbench clients")
+    parser.add_argument("--seconds", type=float, default=10, help="duration of each run")
+    parser.add_argument(
+        "--mode",
+        choices=("modern", "legacy"),
+        default="modern",
+        help="modern: PgBouncer >= 1.21, statement caches on; legacy: PgBouncer 1.18, caches off",
+    )
+    parser.add_argument("--state-dir", type=Path, default=REPO / ".stack")
+    args = parser.parse_args()
+
+    endpoints = LocalStack(args.state_dir).up()
+    dsn = endpoints["pgbouncer_dsn"]
+    if args.mode == "legacy":
+        dsn = endpoints.get("pgbouncer_legacy_dsn", dsn)
+    print(f"mode {args.mode}, {args.tasks} tasks, {args.seconds:.0f} s per run, via {urlsplit(dsn).port}")
+    ours = asyncio.run(run_ours(settings_for(dsn, args.mode, args.tasks), args.tasks, args.seconds))
+    print(ours.line("botstack"), flush=True)
+    theirs = run_pgbench(dsn, args.mode, args.tasks, args.seconds)
+    print(theirs.line("pgbench"))
+    print(f"median latency ratio (ours / pgbench): {statistics.median(ours.latencies_ms) / statistics.median(theirs.latencies_ms):.2f}")
+    print(f"ratio: {ours.tps / theirs.tps:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Fixtures shared by every test tier: the local process stack (the same one `make up` runs,
+in its own state directory and ports) and the settings that point at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from infra.stack import LocalStack
+from services.core.settings import DatabaseSettings
+
+REPO = Path(__file__).resolve().parent.parent
+# Away from the development stack's ports (base 55430), so `make up` and the tests coexist.
+TEST_PORT_BASE = int(os.environ.get("TEST_STACK_PORT_BASE", "55530"))
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    local = LocalStack(REPO / ".stack-test", port_base=TEST_PORT_BASE)
+    local.down(purge=True)  # every run starts from an empty cluster
+    local.up()
+    yield local
+    local.down()
+
+
+@pytest.fixture(scope="session")
+def endpoints(stack: LocalStack) -> dict[str, str]:
+    return stack.endpoints()
+
+
+def database_settings(dsn: str, **overrides: object) -> DatabaseSettings:
+    """Settings for a service connecting with the given DSN (the stack's PgBouncer address)."""
+    url = urlsplit(dsn)
+    values: dict[str, object] = {
+        "host": url.hostname,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "name": url.path.lstrip("/"),
+    }
+    return DatabaseSettings(**(values | overrides))  # type: ignore[arg-type]

@@ -1,0 +1,74 @@
+"""The database layer's Prometheus metrics move when the pool is used."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.core.db import Database
+from services.core.errors import Conflict
+from services.core.schema import Direction
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    found = registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+async def test_pool_gauges_follow_checked_out_connections(database: Database) -> None:
+    registry = database.metrics.registry
+    capacity = database.settings.pool_size + database.settings.max_overflow
+    assert value(registry, "db_pool_checked_out") == 0
+    held = asyncio.Event()
+    release = asyncio.Event()
+    entered = 0
+
+    async def hold(update_id: int) -> None:
+        nonlocal entered
+        async with database.unit_of_work() as uow:
+            await uow.updates.record(update_id)
+            entered += 1
+            if entered == 8:
+                held.set()
+            await release.wait()
+
+    tasks = [asyncio.create_task(hold(i)) for i in range(8)]
+    await asyncio.wait_for(held.wait(), 10)
+    assert value(registry, "db_pool_checked_out") == 8
+    assert value(registry, "db_pool_utilization") == 8 / capacity
+    assert value(registry, "db_pool_overflow") == 8 - database.settings.pool_size
+    assert value(registry, "db_pool_max_connections") == capacity
+    release.set()
+    await asyncio.gather(*tasks)
+    assert value(registry, "db_pool_checked_out") == 0
+    assert value(registry, "db_pool_utilization") == 0
+    assert value(registry, "db_pool_wait_seconds_count") == 8
+
+
+async def test_query_histogram_and_error_counter(database: Database) -> None:
+    registry = database.metrics.registry
+    before = value(registry, "db_query_duration_seconds_count", operation="insert")
+    async with database.unit_of_work() as uow:
+        user_id = await uow.users.upsert(1)
+        await uow.messages.log(user_id, Direction.OUT, "hello")
+        await uow.users.get(user_id)
+    assert value(registry, "db_query_duration_seconds_count", operation="insert") == before + 2
+    assert value(registry, "db_queries_total", operation="insert") == before + 2
+    assert value(registry, "db_query_duration_seconds_count", operation="select") >= 1
+    # Buckets reach past the 5 s slow-query alert threshold.
+    assert registry.get_sample_value(
+        "db_query_duration_seconds_bucket", {"operation": "insert", "le": "10.0"}
+    ) == before + 2
+
+    starts = datetime(2032, 1, 1, 9, tzinfo=UTC)
+    slot = (starts, starts + timedelta(hours=1))
+    async with database.unit_of_work() as uow:
+        await uow.appointments.book(user_id, *slot)
+    for _ in range(2):
+        with pytest.raises(Conflict):
+            async with database.unit_of_work() as uow:
+                await uow.appointments.book(user_id, *slot)
+    assert value(registry, "db_errors_total", kind="conflict") == 2
