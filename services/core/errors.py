@@ -125,7 +125,9 @@ def translate(error: BaseException) -> CoreError | None:
             field = getattr(driver, "column_name", None) or _field_from_constraint(
                 getattr(driver, "table_name", None), constraint
             )
-            return InvalidInput(f"{rule.message} ({constraint})" if constraint else rule.message, field)
+            return InvalidInput(
+                f"{rule.message} ({constraint})" if constraint else rule.message, field
+            )
         return DatabaseUnavailable(rule.message)
     if (sqlstate and sqlstate.startswith(_UNAVAILABLE_CLASSES)) or any(
         marker in text for marker in _PGBOUNCER_UNAVAILABLE

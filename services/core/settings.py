@@ -8,6 +8,7 @@ start-up with a message that names the variable to set.
 from __future__ import annotations
 
 from enum import StrEnum
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 

@@ -59,9 +59,12 @@ async def test_query_histogram_and_error_counter(database: Database) -> None:
     assert value(registry, "db_queries_total", operation="insert") == before + 2
     assert value(registry, "db_query_duration_seconds_count", operation="select") >= 1
     # Buckets reach past the 5 s slow-query alert threshold.
-    assert registry.get_sample_value(
-        "db_query_duration_seconds_bucket", {"operation": "insert", "le": "10.0"}
-    ) == before + 2
+    assert (
+        registry.get_sample_value(
+            "db_query_duration_seconds_bucket", {"operation": "insert", "le": "10.0"}
+        )
+        == before + 2
+    )
 
     starts = datetime(2032, 1, 1, 9, tzinfo=UTC)
     slot = (starts, starts + timedelta(hours=1))

@@ -3,9 +3,11 @@ between models and migrations, one migrator at a time, and least-privilege roles
 
 from __future__ import annotations
 
+import asyncio
 import os
-import subprocess
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,15 +32,26 @@ def alembic_env(endpoints: dict[str, str]) -> dict[str, str]:
     }
 
 
-def alembic(endpoints: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic", *args],
+@dataclass
+class Run:
+    returncode: int
+    output: str
+
+
+async def alembic(endpoints: dict[str, str], *args: str) -> Run:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "alembic",
+        *args,
         cwd=REPO,
         env=alembic_env(endpoints),
-        capture_output=True,
-        text=True,
-        timeout=120,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return Run(process.returncode, output.decode())
 
 
 def revisions() -> list[str]:
@@ -47,48 +60,47 @@ def revisions() -> list[str]:
 
 
 @pytest.fixture
-def migrations(endpoints: dict[str, str]) -> object:
+async def migrations(endpoints: dict[str, str]) -> AsyncIterator[None]:
     """Leaves the database at head whatever the test did."""
     yield None
-    result = alembic(endpoints, "upgrade", "head")
-    assert result.returncode == 0, result.stderr
+    result = await alembic(endpoints, "upgrade", "head")
+    assert result.returncode == 0, result.output
 
 
 async def current_revision(endpoints: dict[str, str]) -> str | None:
     connection = await asyncpg.connect(endpoints["postgres_dsn"])
     try:
         exists = await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
-        return await connection.fetchval("SELECT version_num FROM alembic_version") if exists else None
+        return (
+            await connection.fetchval("SELECT version_num FROM alembic_version") if exists else None
+        )
     finally:
         await connection.close()
 
 
 @pytest.mark.usefixtures("migrations")
 async def test_stairway(endpoints: dict[str, str]) -> None:
-    assert (result := alembic(endpoints, "downgrade", "base")).returncode == 0, result.stderr
+    result = await alembic(endpoints, "downgrade", "base")
+    assert result.returncode == 0, result.output
     for revision in revisions():
         for step in (("upgrade", revision), ("downgrade", "-1"), ("upgrade", revision)):
-            result = alembic(endpoints, *step)
-            assert result.returncode == 0, f"{step}: {result.stderr}"
+            result = await alembic(endpoints, *step)
+            assert result.returncode == 0, f"{step}: {result.output}"
         assert await current_revision(endpoints) == revision
 
 
-def test_models_and_migrations_do_not_drift(endpoints: dict[str, str]) -> None:
-    result = alembic(endpoints, "check")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "No new upgrade operations detected" in result.stdout + result.stderr
+async def test_models_and_migrations_do_not_drift(endpoints: dict[str, str]) -> None:
+    result = await alembic(endpoints, "check")
+    assert result.returncode == 0, result.output
+    assert "No new upgrade operations detected" in result.output
 
 
 @pytest.mark.usefixtures("migrations")
 async def test_two_migrators_at_once_both_succeed(endpoints: dict[str, str]) -> None:
-    assert (result := alembic(endpoints, "downgrade", "base")).returncode == 0, result.stderr
-    command = [sys.executable, "-m", "alembic", "upgrade", "head"]
-    runs = [
-        subprocess.Popen(command, cwd=REPO, env=alembic_env(endpoints), stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    errors = [run.communicate(timeout=120)[1] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], errors
+    result = await alembic(endpoints, "downgrade", "base")
+    assert result.returncode == 0, result.output
+    runs = await asyncio.gather(*(alembic(endpoints, "upgrade", "head") for _ in range(2)))
+    assert [run.returncode for run in runs] == [0, 0], [run.output for run in runs]
     assert await current_revision(endpoints) == revisions()[-1]
 
 

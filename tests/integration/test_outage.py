@@ -16,9 +16,7 @@ from services.core.errors import DatabaseUnavailable
 HANG_LIMIT_SECONDS = 15
 
 
-async def test_database_down_fails_fast_and_recovers(
-    stack: LocalStack, database: Database
-) -> None:
+async def test_database_down_fails_fast_and_recovers(stack: LocalStack, database: Database) -> None:
     await database.ping()  # the pool holds a live connection to PgBouncer
     stack.stop_postgres()
     try:

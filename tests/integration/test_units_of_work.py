@@ -46,9 +46,7 @@ async def test_fifty_concurrent_units_of_work_all_commit(
     assert await count(owner, "conversation_messages") == 100
 
 
-async def test_duplicate_update_does_nothing(
-    database: Database, owner: asyncpg.Connection
-) -> None:
+async def test_duplicate_update_does_nothing(database: Database, owner: asyncpg.Connection) -> None:
     await handle_update(database, 7, 42)
     await handle_update(database, 7, 42)
     assert await count(owner, "conversation_messages") == 1
@@ -75,7 +73,9 @@ async def test_racing_bookings_for_one_slot_one_wins(
     # An overlapping (not identical) slot is refused as well; a cancelled one frees it.
     with pytest.raises(Conflict) as overlap:
         async with database.unit_of_work() as uow:
-            await uow.appointments.book(users[0], starts + timedelta(minutes=15), starts + timedelta(hours=1))
+            await uow.appointments.book(
+                users[0], starts + timedelta(minutes=15), starts + timedelta(hours=1)
+            )
     assert overlap.value.constraint == "ex_appointments_no_overlap"
     appointment_id = await owner.fetchval("SELECT id FROM appointments")
     async with database.unit_of_work() as uow:
@@ -177,9 +177,7 @@ async def test_driver_level_range_error_is_invalid_input(
     assert await count(owner, "processed_updates") == 0
 
 
-async def test_statement_timeout_cancels_a_slow_query(
-    endpoints: dict[str, str], mode: str
-) -> None:
+async def test_statement_timeout_cancels_a_slow_query(endpoints: dict[str, str], mode: str) -> None:
     settings = database_settings(
         bouncer_dsn(endpoints, mode), prepared_statements=mode == "modern", statement_timeout=0.5
     )

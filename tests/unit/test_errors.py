@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from sqlalchemy import exc as sa_exc
 
@@ -29,7 +27,7 @@ def test_validation_error_names_the_field() -> None:
     "raised",
     [
         ConnectionRefusedError(111, "Connection refused"),
-        asyncio.TimeoutError(),
+        TimeoutError(),
         sa_exc.TimeoutError("QueuePool limit reached"),
     ],
 )

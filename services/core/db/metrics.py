@@ -42,9 +42,7 @@ class _PoolCollector(Collector):
         yield GaugeMetricFamily(
             "db_pool_max_connections", "Pool size plus allowed overflow", capacity
         )
-        yield GaugeMetricFamily(
-            "db_pool_checked_out", "Connections currently in use", checked_out
-        )
+        yield GaugeMetricFamily("db_pool_checked_out", "Connections currently in use", checked_out)
         yield GaugeMetricFamily(
             "db_pool_overflow", "Connections open beyond the pool size", max(pool.overflow(), 0)
         )
@@ -77,9 +75,7 @@ class DatabaseMetrics:
         self.queries = Counter(
             "db_queries", "Statements executed by operation", ["operation"], registry=registry
         )
-        self.errors = Counter(
-            "db_errors", "Database errors by kind", ["kind"], registry=registry
-        )
+        self.errors = Counter("db_errors", "Database errors by kind", ["kind"], registry=registry)
 
     def instrument(self, engine: AsyncEngine) -> None:
         pool = engine.sync_engine.pool

@@ -28,9 +28,7 @@ class UnitOfWork(Repositories):
 class Database:
     """App-scoped: the process's engine, its session factory and its metrics."""
 
-    def __init__(
-        self, settings: DatabaseSettings, registry: CollectorRegistry = REGISTRY
-    ) -> None:
+    def __init__(self, settings: DatabaseSettings, registry: CollectorRegistry = REGISTRY) -> None:
         self.settings = settings
         self.engine: AsyncEngine = create_engine(settings)
         self.metrics = DatabaseMetrics(registry)

@@ -2,8 +2,8 @@
 
 from typing import Any, TypeVar
 
-from sqlmodel import SQLModel
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
 
 M = TypeVar("M", bound=SQLModel)
 

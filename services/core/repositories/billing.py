@@ -2,6 +2,7 @@
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
 
 from ..errors import InvalidInput, NotFound
 from ..schema import CreditChange, Payment, User
@@ -35,9 +36,9 @@ class BillingRepository(Repository):
         balance = (
             await self.session.execute(
                 sa.update(User)
-                .where(User.id == user_id)  # type: ignore[arg-type]
-                .values(credits=User.credits + change.delta, updated_at=sa.func.now())
-                .returning(User.credits)
+                .where(col(User.id) == user_id)
+                .values(credits=col(User.credits) + change.delta, updated_at=sa.func.now())
+                .returning(col(User.credits))
             )
         ).scalar_one_or_none()
         if balance is None:
@@ -74,14 +75,12 @@ class BillingRepository(Repository):
             await self.session.execute(
                 insert(Payment)
                 .values(payment.model_dump(exclude={"id", "created_at"}))
-                .on_conflict_do_nothing(index_elements=[Payment.telegram_payment_charge_id])
-                .returning(Payment.id)  # type: ignore[arg-type]
+                .on_conflict_do_nothing(index_elements=[col(Payment.telegram_payment_charge_id)])
+                .returning(col(Payment.id))
             )
         ).scalar_one_or_none()
         if payment_id is None:
             return False
         if payment.credits:
-            await self.change_credits(
-                user_id, payment.credits, "payment", payment_id=payment_id
-            )
+            await self.change_credits(user_id, payment.credits, "payment", payment_id=payment_id)
         return True

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from ..errors import NotFound
 from ..schema import Appointment, AppointmentStatus
@@ -38,7 +39,7 @@ class AppointmentRepository(Repository):
     async def for_user(self, user_id: int) -> list[Appointment]:
         result = await self.session.execute(
             sa.select(Appointment)
-            .where(Appointment.user_id == user_id)
-            .order_by(Appointment.starts_at)  # type: ignore[arg-type]
+            .where(col(Appointment.user_id) == user_id)
+            .order_by(col(Appointment.starts_at))
         )
         return list(result.scalars())

@@ -1,9 +1,10 @@
 """Users, processed update ids and the conversation log: the bot's per-update writes."""
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
 
 from ..errors import NotFound
 from ..schema import ConversationMessage, Direction, ProcessedUpdate, User
@@ -20,7 +21,7 @@ class UpdateRepository(Repository):
             insert(ProcessedUpdate)
             .values(update_id=row.update_id)
             .on_conflict_do_nothing()
-            .returning(ProcessedUpdate.update_id)  # type: ignore[arg-type]
+            .returning(col(ProcessedUpdate.update_id))
         )
         return (await self.session.execute(stmt)).first() is not None
 
@@ -46,12 +47,17 @@ class UserRepository(Repository):
             language_code=language_code,
         )
         profile = {name: getattr(user, name) for name in _PROFILE_FIELDS}
-        stmt = insert(User).values(telegram_id=user.telegram_id, **profile)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[User.telegram_id],
-            set_={**profile, "is_active": True, "updated_at": sa.func.now()},
-        ).returning(User.id)  # type: ignore[arg-type]
-        return int((await self.session.execute(stmt)).scalar_one())
+        stmt = (
+            insert(User)
+            .values(telegram_id=user.telegram_id, **profile)
+            .on_conflict_do_update(
+                index_elements=[col(User.telegram_id)],
+                set_={**profile, "is_active": True, "updated_at": sa.func.now()},
+            )
+            .returning(col(User.id))
+        )
+        # RETURNING the primary key: never NULL, whatever the model's Optional says.
+        return cast(int, (await self.session.execute(stmt)).scalar_one())
 
     async def get(self, user_id: int) -> User:
         user = await self.session.get(User, user_id)
@@ -60,7 +66,9 @@ class UserRepository(Repository):
         return user
 
     async def by_telegram_id(self, telegram_id: int) -> User:
-        result = await self.session.execute(sa.select(User).where(User.telegram_id == telegram_id))
+        result = await self.session.execute(
+            sa.select(User).where(col(User.telegram_id) == telegram_id)
+        )
         user = result.scalar_one_or_none()
         if user is None:
             raise NotFound("user", telegram_id)

@@ -4,7 +4,9 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
+from sqlmodel.main import OnDeleteType
 
 # Deterministic constraint names: Alembic can drop what it created, and a constraint
 # violation names the table and column it guards (the error mapper reads them).
@@ -50,12 +52,14 @@ def telegram_id_field(
     )
 
 
-def fk_field(target: str, ondelete: str, *, nullable: bool = False, index: bool = False) -> Any:
+def fk_field(
+    target: str, ondelete: OnDeleteType, *, nullable: bool = False, index: bool = False
+) -> Any:
     return Field(
         default=None,
         sa_type=sa.BigInteger,
         foreign_key=target,
-        ondelete=ondelete,  # type: ignore[arg-type]
+        ondelete=ondelete,
         nullable=nullable,
         index=index,
     )
@@ -82,7 +86,7 @@ def enum_field(enum: type[StrEnum], default: StrEnum, name: str) -> Any:
 def json_field(*, nullable: bool = False) -> Any:
     return Field(
         default_factory=dict,
-        sa_type=sa.dialects.postgresql.JSONB,
+        sa_type=JSONB,
         sa_column_kwargs={"server_default": sa.text("'{}'::jsonb")} if not nullable else {},
         nullable=nullable,
     )

@@ -5,6 +5,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from .base import (
@@ -31,7 +32,7 @@ class RuntimeSetting(SQLModel, table=True):
     __tablename__ = "runtime_settings"
 
     key: str = Field(primary_key=True, max_length=64)
-    value: Any = Field(sa_type=sa.dialects.postgresql.JSONB)
+    value: Any = Field(sa_type=JSONB)
     description: str = Field(default="", max_length=256)
     updated_at: datetime | None = now_field()
 
