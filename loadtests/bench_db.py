@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +26,7 @@ from pydantic import SecretStr
 
 from infra.stack import LocalStack
 from services.core.db import Database
+from services.core.repositories.users import LOG_MESSAGE, RECORD_UPDATE, UPSERT_USER
 from services.core.schema import Direction
 from services.core.settings import DatabaseSettings
 
@@ -32,21 +34,20 @@ REPO = Path(__file__).resolve().parent.parent
 # Telegram ids are drawn from this many users, so upserts mix inserts and updates.
 USERS = 100_000
 
-# pgbench's equivalent of UpdateRepository.record + UserRepository.upsert + MessageRepository.log.
-PGBENCH_SCRIPT = """\
-\\set update_id random(1, 9000000000000000000)
-\\set telegram_id random(1, {users})
+
+def pgbench_sql(query: str, *values: str) -> str:
+    """query with its $1, $2, ... replaced by pgbench expressions."""
+    return re.sub(r"\$(\d+)", lambda match: values[int(match[1]) - 1], query)
+
+
+BENCH_NAME = "'bench ' || :telegram_id"
+# The same statements the repositories send, with pgbench variables for the parameters.
+PGBENCH_SCRIPT = f"""\\set update_id random(1, 9000000000000000000)
+\\set telegram_id random(1, {USERS})
 BEGIN;
-INSERT INTO processed_updates (update_id) VALUES (:update_id)
-  ON CONFLICT DO NOTHING RETURNING update_id;
-INSERT INTO users (telegram_id, username, first_name, last_name, language_code)
-  VALUES (:telegram_id, NULL, 'bench ' || :telegram_id, NULL, 'en')
-  ON CONFLICT (telegram_id) DO UPDATE SET username = excluded.username,
-    first_name = excluded.first_name, last_name = excluded.last_name,
-    language_code = excluded.language_code, is_active = true, updated_at = now()
-  RETURNING id AS user_id \\gset
-INSERT INTO conversation_messages (user_id, direction, text, telegram_message_id, context)
-  VALUES (:user_id, 'in', 'hello from update ' || :update_id, NULL, '{{}}');
+{pgbench_sql(RECORD_UPDATE, ":update_id")};
+{pgbench_sql(UPSERT_USER, ":telegram_id", "NULL", BENCH_NAME, "NULL", "'en'")} \\gset
+{pgbench_sql(LOG_MESSAGE, ":id", "'in'", "'hello from update ' || :update_id", "NULL", "'{}'")};
 COMMIT;
 """
 
@@ -122,15 +123,18 @@ def run_pgbench(dsn: str, mode: str, tasks: int, seconds: float) -> Result:
     url = urlsplit(dsn)
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "update.sql"
-        script.write_text(PGBENCH_SCRIPT.format(users=USERS))
+        script.write_text(PGBENCH_SCRIPT)
         command = [
             pgbench,
             "--no-vacuum",
             f"--client={tasks}",
             "--jobs=2",
             f"--time={int(seconds)}",
-            # Protocol-level prepared statements where PgBouncer supports them, like asyncpg.
-            f"--protocol={'prepared' if mode == 'modern' else 'extended'}",
+            # Not --protocol=prepared: pgbench prepares with a blocking call, so once its clients
+            # outnumber PgBouncer's server connections one waiting client stalls its whole
+            # thread, including clients holding servers mid-transaction (seen here: every
+            # client stuck until query_wait_timeout).
+            "--protocol=extended",
             f"--file={script}",
             "--log",
             f"--log-prefix={tmp}/log",

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import asyncpg
 import pydantic
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 
 class CoreError(Exception):
@@ -108,14 +110,28 @@ def translate(error: BaseException) -> CoreError | None:
         return DatabaseUnavailable("the database did not answer in time")
     if isinstance(error, OSError):  # connection refused, reset, unreachable
         return DatabaseUnavailable(f"cannot reach the database: {error.strerror or error}")
-    if not isinstance(error, sa_exc.DBAPIError):
+    if isinstance(error, sa_exc.DBAPIError):  # through the session
+        if error.connection_invalidated:
+            return DatabaseUnavailable("the database connection was lost")
+        driver = error.orig.__cause__ if error.orig is not None else None
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        interface_error = isinstance(error, sa_exc.InterfaceError)
+    elif isinstance(error, AsyncAdapt_asyncpg_dbapi.Error):  # from the adapter, unwrapped
+        driver = error.__cause__
+        sqlstate = error.sqlstate
+        interface_error = isinstance(driver, asyncpg.InterfaceError)
+    elif isinstance(error, (asyncpg.PostgresError, asyncpg.InterfaceError)):  # hot path
+        driver = error
+        sqlstate = getattr(error, "sqlstate", None)
+        interface_error = isinstance(error, asyncpg.InterfaceError)
+    else:
         return None
-    if error.connection_invalidated:
-        return DatabaseUnavailable("the database connection was lost")
-    orig = error.orig
-    driver = orig.__cause__ if orig is not None else None
-    sqlstate: str | None = getattr(orig, "sqlstate", None)
-    text = str(driver or orig)
+    return _from_driver(driver, sqlstate, interface_error, str(driver or error))
+
+
+def _from_driver(
+    driver: BaseException | None, sqlstate: str | None, interface_error: bool, text: str
+) -> CoreError:
     if sqlstate in _BY_SQLSTATE:
         rule = _BY_SQLSTATE[sqlstate]
         constraint = getattr(driver, "constraint_name", None)
@@ -133,12 +149,10 @@ def translate(error: BaseException) -> CoreError | None:
         marker in text for marker in _PGBOUNCER_UNAVAILABLE
     ):
         return DatabaseUnavailable(f"the database is unavailable ({sqlstate or 'no sqlstate'})")
-    if isinstance(error, sa_exc.InterfaceError) or isinstance(
-        driver, (OSError, asyncio.TimeoutError, ConnectionError)
-    ):
-        return DatabaseUnavailable("the database connection failed")
     if sqlstate and sqlstate.startswith("22"):
         # Data exceptions, including those the driver raises before the query reaches the
         # server (e.g. an int out of the 64-bit range): the message names the argument.
         return InvalidInput(text.splitlines()[0])
-    return DatabaseError(f"database error ({sqlstate or type(driver or orig).__name__})")
+    if interface_error or isinstance(driver, (OSError, asyncio.TimeoutError, ConnectionError)):
+        return DatabaseUnavailable("the database connection failed")
+    return DatabaseError(f"database error ({sqlstate or type(driver).__name__})")

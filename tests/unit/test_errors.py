@@ -11,13 +11,13 @@ from services.core.errors import (
     InvalidInput,
     translate,
 )
-from services.core.repositories.base import validated
+from services.core.repositories.base import checked
 from services.core.schema import User
 
 
 def test_validation_error_names_the_field() -> None:
     with pytest.raises(Exception) as caught:
-        validated(User, telegram_id=1, language_code="x" * 17)
+        checked(User, telegram_id=1, language_code="x" * 17)
     error = translate(caught.value)
     assert isinstance(error, InvalidInput)
     assert error.field == "language_code"

@@ -95,13 +95,18 @@ class DatabaseMetrics:
 
     def _observe(self, conn: Any, statement: str) -> None:
         started = conn.info.pop("query_started", None)
-        operation = operation_of(statement)
-        self.queries.labels(operation).inc()
         if started is not None:
-            self.query_duration.labels(operation).observe(perf_counter() - started)
+            self.observe(operation_of(statement), perf_counter() - started)
+
+    def observe(self, operation: str, seconds: float) -> None:
+        self.queries.labels(operation).inc()
+        self.query_duration.labels(operation).observe(seconds)
+
+    def count_error(self, error: BaseException) -> None:
+        translated = translate(error)
+        self.errors.labels(translated.kind if translated else "other").inc()
 
     def _error(self, context: Any) -> None:
-        error = translate(context.sqlalchemy_exception or context.original_exception)
-        self.errors.labels(error.kind if error else "other").inc()
+        self.count_error(context.sqlalchemy_exception or context.original_exception)
         if context.connection is not None and context.statement is not None:
             self._observe(context.connection, context.statement)

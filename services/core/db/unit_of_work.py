@@ -5,24 +5,55 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from time import perf_counter
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from ..errors import CoreError, translate
 from ..repositories import Repositories
 from ..settings import DatabaseSettings
+from .driver import Sql
 from .engine import create_engine
 from .metrics import DatabaseMetrics
 
 
 class UnitOfWork(Repositories):
-    """The repositories of one transaction, sharing its session."""
+    """One transaction on one pooled connection. `sql` sends the hot path's plain statements to
+    the driver; `session` (opened on first use, since most updates never need it) runs
+    SQLAlchemy queries and ORM changes in the same transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(session)
-        self.session = session
+    def __init__(self, connection: AsyncConnection, sql: Sql) -> None:
+        self.sql = sql
+        self._connection = connection
+        self._session: AsyncSession | None = None
+        super().__init__(self)
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = AsyncSession(bind=self._connection, expire_on_commit=False)
+        return self._session
+
+    async def _flush(self) -> None:
+        if self._session is not None:
+            await self._session.flush()
+
+    async def _close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+async def _begin(adapter: Any) -> None:
+    """Sends BEGIN now, on SQLAlchemy's asyncpg adapter.
+
+    The adapter begins lazily, at its first statement; statements sent to the driver directly
+    would run outside any transaction. Starting the adapter's transaction here makes the
+    driver's statements, SQLAlchemy's, and the connection's commit or rollback share this one.
+    """
+    if adapter._transaction is None:
+        await adapter._start_transaction()
 
 
 class Database:
@@ -33,25 +64,37 @@ class Database:
         self.engine: AsyncEngine = create_engine(settings)
         self.metrics = DatabaseMetrics(registry)
         self.metrics.instrument(self.engine)
-        self._sessions = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False
-        )
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """Commits once when the block ends, rolls back if it raises. Database and validation
         errors come out as CoreError subclasses (the driver's error is the __cause__)."""
         try:
-            async with self._sessions() as session, session.begin():
-                started = perf_counter()
-                await session.connection()
+            started = perf_counter()
+            async with self.engine.connect() as connection:
                 self.metrics.pool_wait.observe(perf_counter() - started)
-                yield UnitOfWork(session)
-        except CoreError:
-            raise
+                raw = await connection.get_raw_connection()
+                try:
+                    async with connection.begin():
+                        await _begin(raw.dbapi_connection)
+                        uow = UnitOfWork(connection, Sql(raw.driver_connection, self.metrics))
+                        try:
+                            yield uow
+                            await uow._flush()
+                        finally:
+                            await uow._close()
+                except BaseException:
+                    # A connection that broke outside SQLAlchemy's sight (PgBouncer closes a
+                    # client it gave up on) must not go back to the pool.
+                    driver = raw.driver_connection  # None once SQLAlchemy invalidated it
+                    if driver is not None and driver.is_closed():
+                        await connection.invalidate()
+                    raise
         except Exception as error:
-            core_error = translate(error)
+            core_error = error if isinstance(error, CoreError) else translate(error)
             if core_error is None:
+                raise
+            if core_error is error:
                 raise
             raise core_error from error
 

@@ -1,20 +1,19 @@
 """Repositories: queries and writes by concern. They share the unit of work's session and
 never commit; the unit of work does, once."""
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from .base import Transaction
 from .billing import BillingRepository
 from .booking import AppointmentRepository
 from .users import MessageRepository, UpdateRepository, UserRepository
 
 
 class Repositories:
-    def __init__(self, session: AsyncSession) -> None:
-        self.updates = UpdateRepository(session)
-        self.users = UserRepository(session)
-        self.messages = MessageRepository(session)
-        self.appointments = AppointmentRepository(session)
-        self.billing = BillingRepository(session)
+    def __init__(self, transaction: Transaction) -> None:
+        self.updates = UpdateRepository(transaction)
+        self.users = UserRepository(transaction)
+        self.messages = MessageRepository(transaction)
+        self.appointments = AppointmentRepository(transaction)
+        self.billing = BillingRepository(transaction)
 
 
 __all__ = [

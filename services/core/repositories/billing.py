@@ -6,7 +6,7 @@ from sqlmodel import col
 
 from ..errors import InvalidInput, NotFound
 from ..schema import CreditChange, Payment, User
-from .base import Repository, validated
+from .base import Repository, checked
 
 
 class BillingRepository(Repository):
@@ -22,7 +22,7 @@ class BillingRepository(Repository):
         """Adds delta (negative to spend) and records the change; returns the new balance.
         A balance that would go below zero is refused by the database (InvalidInput, field
         'credits')."""
-        change = validated(
+        change = checked(
             CreditChange,
             user_id=user_id,
             delta=delta,
@@ -43,8 +43,9 @@ class BillingRepository(Repository):
         ).scalar_one_or_none()
         if balance is None:
             raise NotFound("user", user_id)
-        change.balance_after = balance
-        self.session.add(change)
+        self.session.add(
+            CreditChange(**change.model_dump(exclude_unset=True) | {"balance_after": balance})
+        )
         await self.session.flush()
         return int(balance)
 
@@ -61,7 +62,7 @@ class BillingRepository(Repository):
     ) -> bool:
         """Records a successful payment and adds its credits, once: a second delivery of the
         same charge id changes nothing and returns False."""
-        payment = validated(
+        payment = checked(
             Payment,
             user_id=user_id,
             product_id=product_id,

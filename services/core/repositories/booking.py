@@ -7,7 +7,7 @@ from sqlmodel import col
 
 from ..errors import NotFound
 from ..schema import Appointment, AppointmentStatus
-from .base import Repository, validated
+from .base import Repository, checked
 
 
 class AppointmentRepository(Repository):
@@ -16,13 +16,10 @@ class AppointmentRepository(Repository):
     ) -> Appointment:
         """Books the slot; Conflict if a live appointment overlaps it (raised when the unit
         of work flushes, so concurrent bookings are decided by the database, not by a read)."""
-        appointment = validated(
-            Appointment,
-            user_id=user_id,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            resource=resource,
+        values = checked(
+            Appointment, user_id=user_id, starts_at=starts_at, ends_at=ends_at, resource=resource
         )
+        appointment = Appointment(**values.model_dump(exclude_unset=True))
         self.session.add(appointment)
         await self.session.flush()
         return appointment

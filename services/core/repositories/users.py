@@ -1,29 +1,43 @@
-"""Users, processed update ids and the conversation log: the bot's per-update writes."""
+"""Users, processed update ids and the conversation log: the bot's per-update writes.
 
-from typing import Any, cast
+These run for every update, so they are plain SQL on the driver (see db/driver.py); the SQL
+names the columns of schema/users.py and the tests hold the two together.
+"""
+
+import json
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
 from ..errors import NotFound
 from ..schema import ConversationMessage, Direction, ProcessedUpdate, User
-from .base import Repository, validated
+from .base import Repository, checked
 
-_PROFILE_FIELDS = ("username", "first_name", "last_name", "language_code")
+RECORD_UPDATE = (
+    "INSERT INTO processed_updates (update_id) VALUES ($1) ON CONFLICT DO NOTHING "
+    "RETURNING update_id"
+)
+# A user who had blocked the bot and writes again is active again.
+UPSERT_USER = (
+    "INSERT INTO users (telegram_id, username, first_name, last_name, language_code) "
+    "VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (telegram_id) DO UPDATE SET username = excluded.username, "
+    "first_name = excluded.first_name, last_name = excluded.last_name, "
+    "language_code = excluded.language_code, is_active = true, updated_at = now() "
+    "RETURNING id"
+)
+LOG_MESSAGE = (
+    "INSERT INTO conversation_messages (user_id, direction, text, telegram_message_id, context) "
+    "VALUES ($1, $2, $3, $4, $5)"
+)
 
 
 class UpdateRepository(Repository):
     async def record(self, update_id: int) -> bool:
         """Marks an update as processed; False if it already was (a redelivery)."""
-        row = validated(ProcessedUpdate, update_id=update_id)
-        stmt = (
-            insert(ProcessedUpdate)
-            .values(update_id=row.update_id)
-            .on_conflict_do_nothing()
-            .returning(col(ProcessedUpdate.update_id))
-        )
-        return (await self.session.execute(stmt)).first() is not None
+        row = checked(ProcessedUpdate, update_id=update_id)
+        return await self.sql.fetchval(RECORD_UPDATE, row.update_id) is not None
 
 
 class UserRepository(Repository):
@@ -36,9 +50,8 @@ class UserRepository(Repository):
         last_name: str | None = None,
         language_code: str | None = None,
     ) -> int:
-        """Registers a user or refreshes their profile (one statement); returns the user id.
-        A user who had blocked the bot and writes again is active again."""
-        user = validated(
+        """Registers a user or refreshes their profile (one statement); returns the user id."""
+        user = checked(
             User,
             telegram_id=telegram_id,
             first_name=first_name,
@@ -46,18 +59,15 @@ class UserRepository(Repository):
             last_name=last_name,
             language_code=language_code,
         )
-        profile = {name: getattr(user, name) for name in _PROFILE_FIELDS}
-        stmt = (
-            insert(User)
-            .values(telegram_id=user.telegram_id, **profile)
-            .on_conflict_do_update(
-                index_elements=[col(User.telegram_id)],
-                set_={**profile, "is_active": True, "updated_at": sa.func.now()},
-            )
-            .returning(col(User.id))
+        user_id: int = await self.sql.fetchval(
+            UPSERT_USER,
+            user.telegram_id,
+            user.username,
+            user.first_name,
+            user.last_name,
+            user.language_code,
         )
-        # RETURNING the primary key: never NULL, whatever the model's Optional says.
-        return cast(int, (await self.session.execute(stmt)).scalar_one())
+        return user_id
 
     async def get(self, user_id: int) -> User:
         user = await self.session.get(User, user_id)
@@ -85,7 +95,7 @@ class MessageRepository(Repository):
         telegram_message_id: int | None = None,
         context: dict[str, Any] | None = None,
     ) -> None:
-        message = validated(
+        message = checked(
             ConversationMessage,
             user_id=user_id,
             direction=direction,
@@ -93,12 +103,12 @@ class MessageRepository(Repository):
             telegram_message_id=telegram_message_id,
             context=context or {},
         )
-        await self.session.execute(
-            insert(ConversationMessage).values(
-                user_id=message.user_id,
-                direction=message.direction,
-                text=message.text,
-                telegram_message_id=message.telegram_message_id,
-                context=message.context,
-            )
+        await self.sql.execute(
+            LOG_MESSAGE,
+            message.user_id,
+            message.direction.value,
+            message.text,
+            message.telegram_message_id,
+            # SQLAlchemy's JSONB codec on these connections takes JSON text.
+            json.dumps(message.context),
         )
