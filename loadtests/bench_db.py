@@ -4,7 +4,7 @@ N concurrent tasks run the transaction through the core's unit of work (record t
 upsert the user, log the message); then pgbench runs the same SQL through the same PgBouncer
 with the same number of clients. The last line is `ratio: X`, our tx/s over pgbench's.
 
-    python -m loadtests.bench_db [--tasks 32] [--seconds 10] [--mode modern|legacy]
+    python -m loadtests.bench_db [--tasks 32] [--seconds 8] [--rounds 3] [--mode modern|legacy]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -68,7 +69,7 @@ class Result:
 
     def line(self, name: str) -> str:
         return (
-            f"{name:<10} {self.tps:9.0f} tx/s  p50 {self.percentile(0.5):6.2f} ms  "
+            f"{name:<13} {self.tps:6.0f} tx/s  p50 {self.percentile(0.5):6.2f} ms  "
             f"p99 {self.percentile(0.99):6.2f} ms  ({self.transactions} tx)"
         )
 
@@ -118,7 +119,7 @@ async def run_ours(settings: DatabaseSettings, tasks: int, seconds: float) -> Re
     return Result(len(latencies), elapsed, latencies)
 
 
-def run_pgbench(dsn: str, mode: str, tasks: int, seconds: float) -> Result:
+def run_pgbench(dsn: str, tasks: int, seconds: float) -> Result:
     pgbench = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
     url = urlsplit(dsn)
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,7 +165,13 @@ def main() -> None:
     parser.add_argument(
         "--tasks", type=int, default=32, help="concurrent tasks and pgbench clients"
     )
-    parser.add_argument("--seconds", type=float, default=10, help="duration of each run")
+    parser.add_argument("--seconds", type=float, default=8, help="duration of each run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating runs of each; the ratio is of the medians (the machine is shared)",
+    )
     parser.add_argument(
         "--mode",
         choices=("modern", "legacy"),
@@ -179,12 +186,22 @@ def main() -> None:
     if args.mode == "legacy":
         dsn = endpoints.get("pgbouncer_legacy_dsn", dsn)
     port = urlsplit(dsn).port
-    print(f"mode {args.mode}, {args.tasks} tasks, {args.seconds:.0f} s per run, PgBouncer :{port}")
-    ours = asyncio.run(run_ours(settings_for(dsn, args.mode, args.tasks), args.tasks, args.seconds))
-    print(ours.line("botstack"), flush=True)
-    theirs = run_pgbench(dsn, args.mode, args.tasks, args.seconds)
-    print(theirs.line("pgbench"))
-    print(f"ratio: {ours.tps / theirs.tps:.2f}")
+    print(
+        f"mode {args.mode}, {args.tasks} tasks, {args.rounds} rounds of {args.seconds:.0f} s, "
+        f"PgBouncer :{port}"
+    )
+    settings = settings_for(dsn, args.mode, args.tasks)
+    ours: list[float] = []
+    theirs: list[float] = []
+    for round_ in range(1, args.rounds + 1):
+        result = asyncio.run(run_ours(settings, args.tasks, args.seconds))
+        print(result.line(f"#{round_} botstack"), flush=True)
+        ours.append(result.tps)
+        result = run_pgbench(dsn, args.tasks, args.seconds)
+        print(result.line(f"#{round_} pgbench"), flush=True)
+        theirs.append(result.tps)
+    print(f"median: botstack {median(ours):.0f} tx/s, pgbench {median(theirs):.0f} tx/s")
+    print(f"ratio: {median(ours) / median(theirs):.2f}")
 
 
 if __name__ == "__main__":

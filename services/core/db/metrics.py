@@ -76,6 +76,12 @@ class DatabaseMetrics:
             "db_queries", "Statements executed by operation", ["operation"], registry=registry
         )
         self.errors = Counter("db_errors", "Database errors by kind", ["kind"], registry=registry)
+        # Children per operation made once: labels() on every statement is measurable on the
+        # hot path. Creating them up front also exports zeros before the first query.
+        self._by_operation = {
+            operation: (self.queries.labels(operation), self.query_duration.labels(operation))
+            for operation in (*OPERATIONS, "other")
+        }
 
     def instrument(self, engine: AsyncEngine) -> None:
         pool = engine.sync_engine.pool
@@ -99,8 +105,9 @@ class DatabaseMetrics:
             self.observe(operation_of(statement), perf_counter() - started)
 
     def observe(self, operation: str, seconds: float) -> None:
-        self.queries.labels(operation).inc()
-        self.query_duration.labels(operation).observe(seconds)
+        count, duration = self._by_operation[operation]
+        count.inc()
+        duration.observe(seconds)
 
     def count_error(self, error: BaseException) -> None:
         translated = translate(error)
