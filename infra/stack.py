@@ -24,6 +24,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from infra import pgbouncer_build
+from infra.app_services import APP_SERVICES, AppServiceProcess
 from infra.binaries import PgBouncerBinary, find_postgres, find_psql, find_system_pgbouncer
 from infra.pgbouncer_server import PgBouncerServer, accepts_connections, write_userlist
 from infra.postgres_server import PostgresServer
@@ -91,7 +92,12 @@ class LocalStack:
                 bouncer.start()
                 bouncer.wait_serving(credentials, state.psql)
             self._migrate(credentials, state)
-            return self._write_endpoints(credentials, state)
+            self._write_endpoints(credentials, state)
+            environment = {**os.environ, **self._environment(credentials, state)}
+            for service in self._app_services(state):
+                service.start(environment)
+                self._add_endpoint(service.service.endpoint, service.url)
+            return self.endpoints()
 
     def down(self, purge: bool = False) -> None:
         """Stop the PgBouncers and PostgreSQL, keeping the data unless purge."""
@@ -103,6 +109,8 @@ class LocalStack:
             return
         with file_lock(self.paths.lock):
             state = StackState.load(self.paths.state)
+            for service in reversed(self._app_services(state)):
+                service.stop()
             for bouncer in self._bouncers(state):
                 bouncer.stop()
             PostgresServer(self.paths, self._user, state).stop()
@@ -158,10 +166,28 @@ class LocalStack:
             components.append(
                 ComponentStatus(bouncer.name, bouncer.address, pid is not None, detail)
             )
+        for service in self._app_services(state):
+            pid = service.pid()
+            components.append(
+                ComponentStatus(
+                    service.name,
+                    service.url,
+                    pid is not None,
+                    service.service.module + _pid_note(pid),
+                )
+            )
         return components
 
     def _bouncers(self, state: StackState) -> list[PgBouncerServer]:
         return [PgBouncerServer(self.paths, self._user, b) for b in state.bouncers]
+
+    def _app_services(self, state: StackState) -> list[AppServiceProcess]:
+        return [AppServiceProcess(self.paths, state.ports, s) for s in APP_SERVICES]
+
+    def _add_endpoint(self, key: str, value: str) -> None:
+        endpoints = json.loads(self.paths.endpoints.read_text())
+        endpoints[key] = value
+        write_file(self.paths.endpoints, json.dumps(endpoints, indent=2) + "\n", 0o600)
 
     def _claim(
         self, pg_bindir: Path, psql: Path, modern: PgBouncerBinary, system: PgBouncerBinary

@@ -28,7 +28,8 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 @dataclass(frozen=True)
 class Ports:
-    """PostgreSQL on base+2, the modern PgBouncer on base+1002, the legacy one on base+1003."""
+    """PostgreSQL on base+2, the modern PgBouncer on base+1002, the legacy one on base+1003,
+    the project's services from base+2000."""
 
     base: int
 
@@ -43,6 +44,10 @@ class Ports:
     @property
     def pgbouncer_legacy(self) -> int:
         return self.base + 1003
+
+    def app(self, offset: int) -> int:
+        """The project's own services (infra/app_services.py) from base+2000 on."""
+        return self.base + 2000 + offset
 
 
 class Layout:

@@ -14,13 +14,15 @@ from infra.stack import LocalStack
 from services.core.settings import DatabaseSettings
 
 REPO = Path(__file__).resolve().parent.parent
-# Away from the development stack's ports (base 55430), so `make up` and the tests coexist.
+# Away from the development stack's ports (base 55430), so `make up` and the tests coexist;
+# both can be moved to run two test sessions side by side.
 TEST_PORT_BASE = int(os.environ.get("TEST_STACK_PORT_BASE", "55530"))
+TEST_STATE_DIR = Path(os.environ.get("TEST_STACK_DIR", REPO / ".stack-test"))
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    local = LocalStack(REPO / ".stack-test", port_base=TEST_PORT_BASE)
+    local = LocalStack(TEST_STATE_DIR, port_base=TEST_PORT_BASE)
     local.down(purge=True)  # every run starts from an empty cluster
     local.up()
     yield local
