@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import URL, Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.core.db.engine import asyncpg_url
 from services.core.schema import metadata
 from services.core.settings import MigrationSettings
 
@@ -15,16 +16,15 @@ from services.core.settings import MigrationSettings
 MIGRATION_LOCK_ID = 0x626F74737461636B
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+if config.config_file_name is not None:
     fileConfig(config.config_file_name)
 
 
 def migration_url() -> URL:
     settings = MigrationSettings()
-    return URL.create(
-        "postgresql+asyncpg",
-        username=settings.user,
-        password=settings.password.get_secret_value(),
+    return asyncpg_url(
+        user=settings.user,
+        password=settings.password,
         host=settings.host,
         port=settings.port,
         database=settings.database,

@@ -6,6 +6,7 @@ from time import monotonic
 from typing import Any
 from uuid import uuid4
 
+from pydantic import SecretStr
 from sqlalchemy import URL, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -17,14 +18,14 @@ from ..settings import DatabaseSettings
 PING_AFTER_IDLE_SECONDS = 10.0
 
 
-def database_url(settings: DatabaseSettings) -> URL:
+def asyncpg_url(*, user: str, password: SecretStr, host: str, port: int, database: str) -> URL:
     return URL.create(
         "postgresql+asyncpg",
-        username=settings.user,
-        password=settings.password.get_secret_value(),
-        host=settings.host,
-        port=settings.port,
-        database=settings.name,
+        username=user,
+        password=password.get_secret_value(),
+        host=host,
+        port=port,
+        database=database,
     )
 
 
@@ -50,7 +51,13 @@ def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     engine = create_async_engine(
-        database_url(settings),
+        asyncpg_url(
+            user=settings.user,
+            password=settings.password,
+            host=settings.host,
+            port=settings.port,
+            database=settings.name,
+        ),
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,

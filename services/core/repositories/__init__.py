@@ -4,6 +4,7 @@ never commit; the unit of work does, once."""
 from .base import Transaction
 from .billing import BillingRepository
 from .booking import AppointmentRepository
+from .outbox import OutboxRepository
 from .users import MessageRepository, UpdateRepository, UserRepository
 
 
@@ -14,12 +15,14 @@ class Repositories:
         self.messages = MessageRepository(transaction)
         self.appointments = AppointmentRepository(transaction)
         self.billing = BillingRepository(transaction)
+        self.outbox = OutboxRepository(transaction)
 
 
 __all__ = [
     "AppointmentRepository",
     "BillingRepository",
     "MessageRepository",
+    "OutboxRepository",
     "Repositories",
     "UpdateRepository",
     "UserRepository",
