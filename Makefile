@@ -3,10 +3,11 @@ SHELL := /bin/bash
 UV ?= uv
 STATE_DIR ?= .stack
 
-.PHONY: help install up down status test lint format bench-db migrate
+.PHONY: help install up down status test lint format bench-db migrate backup restore drill \
+	bench-backup admin-key bench-admin
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install: ## install the locked Python environment
 	$(UV) sync --locked
@@ -45,3 +46,28 @@ format: install ## apply ruff's fixes and formatting
 
 bench-db: install ## per-update transaction through PgBouncer vs pgbench; last line `ratio: X`
 	$(UV) run python -m loadtests.bench_db $(BENCH_ARGS)
+
+admin-key: install ## make an admin API key: `make admin-key ROLE=admin NAME=ops`; key on the last line
+	@test -n "$(ROLE)" -a -n "$(NAME)" || { echo "usage: make admin-key ROLE=viewer|operator|admin NAME=<staff name>"; exit 2; }
+	@set -a && source $(STATE_DIR)/env && set +a && \
+		$(UV) run python -m services.admin_api.keys create --role "$(ROLE)" --name "$(NAME)"
+
+bench-admin: install ## seed 100,000 users and print p50/p99 of the admin API's list, search, analytics
+	$(UV) run python -m loadtests.bench_admin $(BENCH_ARGS)
+
+# The backup commands run against the local stack in $(STATE_DIR) with its settings.
+BACKUP_ENV = set -a && source $(STATE_DIR)/env && set +a && \
+	BACKUP_SERVICE_STATE_DIR=$(STATE_DIR)
+
+backup: install ## take a verified base backup of the local stack now
+	$(BACKUP_ENV) $(UV) run python -m services.backup.cli backup
+
+restore: install ## restore into a new data directory: TARGET_TIME="2026-11-22 04:30:00+00:00" (default latest)
+	$(BACKUP_ENV) $(UV) run python -m services.backup.cli restore \
+		$(if $(TARGET_TIME),--target-time "$(TARGET_TIME)")
+
+drill: install ## restore the newest backup into a scratch server and check it
+	$(BACKUP_ENV) $(UV) run python -m services.backup.cli drill
+
+bench-backup: install ## base-backup throughput, restore time and data at risk on a 1 GB database
+	$(UV) run python -m loadtests.bench_backup $(BENCH_ARGS)

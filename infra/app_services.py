@@ -38,7 +38,12 @@ class AppService:
 
 
 # In start order; a service may rely on those before it being up.
-APP_SERVICES: tuple[AppService, ...] = ()
+APP_SERVICES: tuple[AppService, ...] = (
+    # The Telegram Bot API stand-in: the bot talks to it when no BOT_TOKEN is set.
+    AppService("telegram-api", "services.telegram_api", "TELEGRAM_API_", 3, "telegram_api_url"),
+    AppService("admin-api", "services.admin_api", "ADMIN_API_", 0, "admin_api_url"),
+    AppService("backup", "services.backup", "BACKUP_SERVICE_", 1, "backup_url"),
+)
 
 
 class AppServiceProcess:

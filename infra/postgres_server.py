@@ -19,11 +19,11 @@ READY_TIMEOUT_SECONDS = 30
 
 
 def archive_command(archive_dir: Path) -> str:
-    """The shell command PostgreSQL runs to archive one WAL segment (%p: its path, %f: its
-    name); it never overwrites an archived segment. A later issue replaces it with compressed,
-    atomic copies: this is the one place to change."""
-    target = f"{shlex.quote(str(archive_dir))}/%f"
-    return f"test ! -f {target} && cp %p {target}"
+    """The shell command PostgreSQL runs to archive one WAL file (%p: its path, %f: its name):
+    infra/postgres/archive-wal.sh stores it zstd-compressed, atomically, never overwriting an
+    archived file, and exits non-zero on any failure so that PostgreSQL retries."""
+    script = shlex.quote(str(TEMPLATES / "archive-wal.sh"))
+    return f"sh {script} %p %f {shlex.quote(str(archive_dir))}"
 
 
 class PostgresServer:

@@ -35,7 +35,9 @@ log = logging.getLogger("infra.stack")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
-DEFAULT_PORT_BASE = 55430
+# Every port of the stack sits below Linux's ephemeral range (32768-60999), so an outgoing
+# connection's local port (or one in TIME-WAIT) never takes a port a server needs.
+DEFAULT_PORT_BASE = 25430
 # Linux limits a unix socket path (sun_path) to 107 bytes.
 SOCKET_PATH_MAX = 107
 LEGACY_ENDPOINTS = (
@@ -282,6 +284,9 @@ class LocalStack:
             "BACKUP_PASSWORD": backup.password.get_secret_value(),
             "PGBOUNCER_STATS_USER": credentials.bouncer.stats_user,
             "PGBOUNCER_STATS_PASSWORD": credentials.bouncer.stats_password.get_secret_value(),
+            # The backup service keeps its backups and scratch clusters in this stack's
+            # directory; it has no default, so two stacks never share one backup catalogue.
+            "BACKUP_SERVICE_STATE_DIR": str(self.paths.root),
         }
 
     def _migrate(self, credentials: Credentials, state: StackState) -> None:

@@ -14,9 +14,9 @@ from infra.stack import LocalStack
 from services.core.settings import DatabaseSettings
 
 REPO = Path(__file__).resolve().parent.parent
-# Away from the development stack's ports (base 55430), so `make up` and the tests coexist;
+# Away from the development stack's ports (base 25430), so `make up` and the tests coexist;
 # both can be moved to run two test sessions side by side.
-TEST_PORT_BASE = int(os.environ.get("TEST_STACK_PORT_BASE", "55530"))
+TEST_PORT_BASE = int(os.environ.get("TEST_STACK_PORT_BASE", "25530"))
 TEST_STATE_DIR = Path(os.environ.get("TEST_STACK_DIR", REPO / ".stack-test"))
 
 

@@ -47,3 +47,11 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'migrate_user')
 ALTER DATABASE :"database" OWNER TO :"migrate_user";
 REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"database" TO :"app_user", :"backup_user";
+
+-- The backup role reads every table for logical dumps (pg_dump).
+GRANT pg_read_all_data TO :"backup_user";
+
+-- The backup service closes the current WAL segment before a restore or drill, so that "latest"
+-- includes every commit up to that moment. Function privileges live in each database.
+\connect :"database"
+GRANT EXECUTE ON FUNCTION pg_switch_wal() TO :"backup_user";

@@ -59,7 +59,7 @@ class DatabaseSettings(BaseSettings):
     model_config = _config("DB_")
 
     host: str = "127.0.0.1"
-    port: int = 56432
+    port: int = 26432
     name: str = "botstack"
     user: str = "app"
     password: SecretStr = SecretStr(DEV_SECRET)
@@ -90,7 +90,7 @@ class MigrationSettings(BaseSettings):
     model_config = _config("MIGRATE_")
 
     host: str = "127.0.0.1"
-    port: int = 55432
+    port: int = 25432
     database: str = "botstack"
     user: str = "migrator"
     password: SecretStr = SecretStr(DEV_SECRET)

@@ -17,7 +17,7 @@ class TelegramAPISettings(BaseSettings):
     )
 
     host: str = "127.0.0.1"
-    port: int = Field(57433, ge=0, le=65535)
+    port: int = Field(27433, ge=0, le=65535)
     # Bot tokens this server accepts, comma separated; each token is a separate bot with its
     # own chats, updates and webhook. Any other token gets 401 Unauthorized.
     tokens: Annotated[tuple[str, ...], NoDecode] = (DEV_TOKEN,)

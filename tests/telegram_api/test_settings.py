@@ -12,7 +12,7 @@ def test_defaults_serve_one_development_bot_on_loopback(monkeypatch: pytest.Monk
     for name in ("HOST", "PORT", "STRICT", "TOKENS"):
         monkeypatch.delenv(f"TELEGRAM_API_{name}", raising=False)
     settings = TelegramAPISettings()
-    assert (settings.host, settings.port, settings.strict) == ("127.0.0.1", 57433, True)
+    assert (settings.host, settings.port, settings.strict) == ("127.0.0.1", 27433, True)
     assert len(settings.tokens) == 1
 
 

@@ -1,0 +1,1 @@
+"""The admin API: a FastAPI service for staff (API keys, roles, audit log, analytics, GDPR)."""

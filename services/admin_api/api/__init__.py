@@ -1,0 +1,1 @@
+"""HTTP routers by area, and the dependencies they share."""

@@ -1,0 +1,83 @@
+"""Feature flags and runtime settings: everyone reads them, admins change them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+
+from services.core.schema import FeatureFlag, RuntimeSetting
+
+from .. import audit
+from ..problems import problem_responses
+from ..schemas import ConfigKey, FlagChange, FlagOut, SettingChange, SettingOut
+from .deps import Admin, DatabaseDep, Viewer
+
+router = APIRouter(tags=["configuration"])
+
+
+@router.get("/flags", response_model=list[FlagOut])
+async def list_flags(database: DatabaseDep, _: Viewer) -> list[FeatureFlag]:
+    async with database.unit_of_work() as uow:
+        query = sa.select(FeatureFlag).order_by(col(FeatureFlag.key))
+        return list((await uow.session.execute(query)).scalars())
+
+
+@router.put("/flags/{key}", response_model=FlagOut, responses=problem_responses(422))
+async def set_flag(
+    database: DatabaseDep, who: Admin, key: ConfigKey, change: FlagChange
+) -> FeatureFlag:
+    """Creates or changes a flag; a description left out keeps the current one."""
+    values: dict[str, Any] = {"enabled": change.enabled, "updated_at": sa.func.now()}
+    if change.description is not None:
+        values["description"] = change.description
+    async with database.unit_of_work() as uow:
+        previous = await uow.session.get(FeatureFlag, key)
+        was = None if previous is None else previous.enabled
+        flag = (
+            await uow.session.execute(
+                insert(FeatureFlag)
+                .values(key=key, **values)
+                .on_conflict_do_update(index_elements=[col(FeatureFlag.key)], set_=values)
+                .returning(FeatureFlag)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        audit.record(uow, who, "flag.set", "feature_flag", key, {"enabled": [was, change.enabled]})
+    return flag
+
+
+@router.get("/settings", response_model=list[SettingOut])
+async def list_settings(database: DatabaseDep, _: Viewer) -> list[RuntimeSetting]:
+    async with database.unit_of_work() as uow:
+        query = sa.select(RuntimeSetting).order_by(col(RuntimeSetting.key))
+        return list((await uow.session.execute(query)).scalars())
+
+
+@router.put("/settings/{key}", response_model=SettingOut, responses=problem_responses(422))
+async def set_setting(
+    database: DatabaseDep, who: Admin, key: ConfigKey, change: SettingChange
+) -> RuntimeSetting:
+    """Creates or changes a runtime setting (any JSON value)."""
+    values: dict[str, Any] = {"value": change.value, "updated_at": sa.func.now()}
+    if change.description is not None:
+        values["description"] = change.description
+    async with database.unit_of_work() as uow:
+        previous = await uow.session.get(RuntimeSetting, key)
+        was = None if previous is None else previous.value
+        setting = (
+            await uow.session.execute(
+                insert(RuntimeSetting)
+                .values(key=key, **values)
+                .on_conflict_do_update(index_elements=[col(RuntimeSetting.key)], set_=values)
+                .returning(RuntimeSetting)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        audit.record(
+            uow, who, "setting.set", "runtime_setting", key, {"value": [was, change.value]}
+        )
+    return setting

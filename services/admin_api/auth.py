@@ -1,0 +1,108 @@
+"""API keys: random tokens shown once, stored as SHA-256 hashes; roles viewer < operator < admin."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from services.core.db import UnitOfWork
+from services.core.errors import Conflict
+from services.core.schema import ApiKey, Role, Staff
+
+# Recognisable in logs and secret scanners; the rest is 256 bits of randomness.
+KEY_PREFIX = "bsk_"
+# How many characters of a key are kept in clear to tell keys apart in listings.
+SHOWN_PREFIX_LENGTH = 12
+# last_used_at is refreshed at most this often, so reads do not all turn into writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+def at_least(role: Role, required: Role) -> bool:
+    return RANK[role] >= RANK[required]
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The staff member behind the API key of the current request."""
+
+    staff_id: int
+    name: str
+    role: Role
+    key_id: int
+
+
+async def authenticate(uow: UnitOfWork, key: str) -> Principal | None:
+    """The principal for a live key of an active staff member, or None."""
+    row = (
+        await uow.session.execute(
+            sa.select(
+                col(ApiKey.id),
+                col(ApiKey.last_used_at),
+                col(Staff.id),
+                col(Staff.name),
+                col(Staff.role),
+            )
+            .join(Staff, col(Staff.id) == col(ApiKey.staff_id))
+            .where(
+                col(ApiKey.key_hash) == hash_key(key),
+                col(ApiKey.revoked_at).is_(None),
+                col(Staff.is_active),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    key_id, last_used_at, staff_id, name, role = row
+    assert key_id is not None and staff_id is not None  # primary keys of selected rows
+    if last_used_at is None or datetime.now(UTC) - last_used_at > LAST_USED_RESOLUTION:
+        await uow.session.execute(
+            sa.update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=sa.func.now())
+        )
+    return Principal(staff_id=staff_id, name=name, role=Role(role), key_id=key_id)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str
+    record: ApiKey
+
+
+async def issue_key(uow: UnitOfWork, staff_id: int, name: str) -> IssuedKey:
+    """Creates a key for the staff member; the clear key exists only in the return value."""
+    key = new_key()
+    record = ApiKey(
+        staff_id=staff_id, name=name, key_hash=hash_key(key), key_prefix=key[:SHOWN_PREFIX_LENGTH]
+    )
+    uow.session.add(record)
+    await uow.session.flush()
+    return IssuedKey(key=key, record=record)
+
+
+async def staff_for_cli(uow: UnitOfWork, name: str, role: Role) -> Staff:
+    """The staff member `name`, created with `role` if new. An existing member with another
+    role is refused: changing a role is an explicit act, not a side effect of making a key."""
+    staff = (
+        await uow.session.execute(sa.select(Staff).where(col(Staff.name) == name))
+    ).scalar_one_or_none()
+    if staff is None:
+        staff = Staff(name=name, role=role)
+        uow.session.add(staff)
+        await uow.session.flush()
+    elif staff.role != role:
+        raise Conflict(f"staff {name!r} exists with role {staff.role}, not {role}")
+    return staff

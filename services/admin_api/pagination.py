@@ -1,0 +1,39 @@
+"""Keyset (cursor) pagination: a cursor is the sort key of the last row served, so rows
+inserted while a client pages never shift the pages it has not read yet."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from .problems import ProblemError
+
+# Cursors are unpadded base64url.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+def encode_cursor(created_at: datetime | None, row_id: int | None) -> str:
+    payload = json.dumps([created_at.isoformat() if created_at else None, row_id])
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), int(row_id)
+    except (ValueError, TypeError) as error:
+        raise ProblemError(
+            422, "cursor: not a cursor this API issued", field="query.cursor"
+        ) from error
+
+
+def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """The first `limit` rows (the query fetched one more) and the cursor of the next page."""
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    last = page[-1]
+    return page, encode_cursor(last.created_at, last.id)

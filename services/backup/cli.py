@@ -1,0 +1,188 @@
+"""Operators' commands: python -m services.backup.cli {backup,verify,list,restore,drill,
+retention,dump} --help. Long operations print progress; a failure exits 1 with one line
+saying what failed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from services.core.settings import InsecureSettingsError
+
+from .basebackup import take_backup, verify_backup
+from .catalogue import Catalogue
+from .context import Context, open_context
+from .drill import drill
+from .dump import take_dump
+from .errors import BackupError
+from .restore import RestoreReport, restore
+from .retention import apply_retention
+
+log = logging.getLogger("services.backup")
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time such as '2026-11-22 04:30:00+00:00'; without a zone it means UTC."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time like '2026-11-22 04:30:00+00:00'"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.backup.cli",
+        description=(
+            "Base backups, verification, restores, drills, retention and logical dumps of the "
+            "bot stack's PostgreSQL. Settings come from the environment (BACKUP_SERVICE_*, "
+            "BACKUP_USER/BACKUP_PASSWORD, MIGRATE_HOST/PORT/DATABASE, DB_* for backup_runs)."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "backup",
+        help="take a base backup now and verify it",
+        description="pg_basebackup with a SHA-256 manifest, pg_verifybackup, catalogue entry.",
+    )
+    verify = commands.add_parser(
+        "verify",
+        help="verify catalogued backups again with pg_verifybackup",
+        description="Exit 1 when any verified backup is corrupt; the catalogue records it.",
+    )
+    verify.add_argument("labels", nargs="*", help="backups to verify (default: all)")
+    commands.add_parser("list", help="list the catalogued base backups")
+    restore_parser = commands.add_parser(
+        "restore",
+        help="restore into a new data directory (point in time, or latest)",
+        description=(
+            "Restore the newest verified base backup taken before TARGET_TIME plus the archived "
+            "WAL into a new data directory, promote it onto a new timeline and stop it; the "
+            "live server is not touched. Prints how to switch over."
+        ),
+    )
+    restore_parser.add_argument(
+        "--target-time",
+        type=parse_time,
+        help="ISO 8601 time to recover to (no zone: UTC); default: everything archived",
+    )
+    restore_parser.add_argument(
+        "--into", type=Path, help="new directory for the restore (default: under the backups)"
+    )
+    commands.add_parser(
+        "drill",
+        help="restore the newest backup into a scratch server and check it",
+        description="Exit 1 when the drill fails; the result goes to backup_runs and /metrics.",
+    )
+    commands.add_parser(
+        "retention", help="apply the retention policy to base backups and archived WAL"
+    )
+    commands.add_parser("dump", help="take a logical dump (pg_dump, custom format)")
+    return parser
+
+
+async def _execute(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings
+    catalogue = Catalogue(settings.backup_dir)
+    if args.command == "list":
+        for backup in catalogue.backups():
+            print(
+                f"{backup.label}  {backup.verification.value:<8}  timeline {backup.timeline}  "
+                f"{backup.size_bytes / 1e6:9.1f} MB  finished {backup.finished_at.isoformat()}"
+            )
+        return 0
+    with context.exclusive():
+        if args.command == "backup":
+            await take_backup(settings, context.live, context.runs, context.user)
+        elif args.command == "verify":
+            labels = args.labels or [backup.label for backup in catalogue.backups()]
+            corrupt = []
+            for label in labels:
+                try:
+                    await verify_backup(settings, catalogue, label, context.user)
+                except BackupError as error:
+                    log.error("%s", error)
+                    corrupt.append(label)
+            if corrupt:
+                raise BackupError(f"corrupt backups: {', '.join(corrupt)}")
+        elif args.command == "restore":
+            report = await restore(
+                settings,
+                context.live,
+                context.user,
+                context.runs,
+                target_time=args.target_time,
+                into=args.into,
+            )
+            print(_switch_over(report, settings.state_dir))
+        elif args.command == "drill":
+            result = await drill(settings, context.live, context.runs, context.user)
+            if not result.succeeded:
+                raise BackupError(f"restore drill failed: {result.error}")
+        elif args.command == "retention":
+            await apply_retention(settings, context.user)
+        else:
+            await take_dump(settings, context.live, context.runs, context.user)
+    return 0
+
+
+def _switch_over(report: RestoreReport, state_dir: Path | None) -> str:
+    if state_dir is None:
+        return _report(report) + (
+            "\nTo switch over: stop PostgreSQL, move its data directory aside, move the "
+            "restored one into its place and start PostgreSQL."
+        )
+    state = state_dir.resolve()
+    data_dir = report.data_dir
+    return (
+        _report(report)
+        + f"""
+To switch over to the restored data:
+  1. stop the stack:             make down STATE_DIR={state}
+  2. keep the old data aside:    mv {state}/pgdata {state}/pgdata.before-restore
+  3. put the restored one there: mv {data_dir} {state}/pgdata
+  4. start the stack:            make up STATE_DIR={state}
+The stack rewrites the port and settings on start; services reconnect through PgBouncer. The
+restored server continues on timeline {report.new_timeline}: take a base backup afterwards
+(make backup STATE_DIR={state}) so that later restores start from the new timeline."""
+    )
+
+
+def _report(report: RestoreReport) -> str:
+    target = report.target_time.isoformat() if report.target_time else "latest archived WAL"
+    return f"""
+Restored in {report.duration_seconds:.1f} s:
+  base backup       {report.backup}
+  recovered to      {target} (following timeline {report.followed_timeline})
+  promoted onto     timeline {report.new_timeline}; its WAL is archived with the rest
+  data directory    {report.data_dir}  (stopped; recovery target settings removed)
+  recovery log      {report.log_file}
+The live server was not touched."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+
+    async def _main() -> int:
+        async with open_context() as context:
+            return await _execute(args, context)
+
+    try:
+        return asyncio.run(_main())
+    except (BackupError, ValidationError, InsecureSettingsError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The backup service's Prometheus metrics, read at scrape time from the catalogue on the backup
+volume, the last drill's record and pg_stat_archiver on the live server (so they are right
+after a restart, and whoever took the backup: the scheduler or an operator)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .catalogue import Catalogue, Verification
+from .drill import load_last_drill
+from .errors import BackupError
+from .live import ArchiverStats, LiveServer
+from .settings import BackupServiceSettings
+
+log = logging.getLogger("services.backup")
+
+
+class BackupCollector(Collector):
+    def __init__(self, settings: BackupServiceSettings, live: LiveServer) -> None:
+        self.settings = settings
+        self.live = live
+        self.archiver: ArchiverStats | None = None
+
+    async def refresh(self) -> None:
+        """Read pg_stat_archiver before a scrape; None when the server cannot be reached."""
+        try:
+            self.archiver = await self.live.archiver()
+        except BackupError as error:
+            log.warning("metrics: %s", error)
+            self.archiver = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if self.settings.configured:
+            yield from self._backups()
+            yield from self._drill()
+        yield from self._archiver(datetime.now(UTC))
+
+    def _backups(self) -> Iterator[GaugeMetricFamily]:
+        backups = Catalogue(self.settings.backup_dir).backups()
+        count = GaugeMetricFamily(
+            "backup_base_backups", "Catalogued base backups by verification", labels=["state"]
+        )
+        for state in Verification:
+            count.add_metric([state.value], sum(b.verification is state for b in backups))
+        yield count
+        verified = [b for b in backups if b.verification is Verification.VERIFIED]
+        if not verified:
+            return
+        newest = verified[-1]
+        yield GaugeMetricFamily(
+            "backup_last_success_timestamp_seconds",
+            "When the newest verified base backup finished (Unix time)",
+            newest.finished_at.timestamp(),
+        )
+        yield GaugeMetricFamily(
+            "backup_last_duration_seconds",
+            "How long the newest verified base backup took, verification included",
+            newest.duration_seconds,
+        )
+        yield GaugeMetricFamily(
+            "backup_last_size_bytes", "Size of the newest verified base backup", newest.size_bytes
+        )
+
+    def _drill(self) -> Iterator[GaugeMetricFamily]:
+        drill = load_last_drill(self.settings)
+        if drill is None:
+            return
+        yield GaugeMetricFamily(
+            "backup_drill_last_success",
+            "1 when the last restore drill passed, else 0",
+            1.0 if drill.succeeded else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "backup_drill_last_timestamp_seconds",
+            "When the last restore drill started (Unix time)",
+            drill.started_at.timestamp(),
+        )
+        yield GaugeMetricFamily(
+            "backup_drill_last_duration_seconds",
+            "How long the last restore drill took",
+            drill.duration_seconds,
+        )
+
+    def _archiver(self, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        stats = self.archiver
+        yield GaugeMetricFamily(
+            "backup_postgres_up",
+            "1 when the live PostgreSQL answered the backup role at the last scrape",
+            0.0 if stats is None else 1.0,
+        )
+        if stats is None:
+            return
+        yield CounterMetricFamily(
+            "backup_wal_archived",
+            "WAL files archived (pg_stat_archiver.archived_count)",
+            stats.archived_count,
+        )
+        yield CounterMetricFamily(
+            "backup_wal_archive_failed",
+            "Failed archive_command attempts (pg_stat_archiver.failed_count)",
+            stats.failed_count,
+        )
+        if stats.last_archived_at is not None:
+            yield GaugeMetricFamily(
+                "backup_wal_seconds_since_last_archived",
+                "Seconds since the last WAL file was archived",
+                (now - stats.last_archived_at).total_seconds(),
+            )
+        failing = stats.last_failed_at is not None and (
+            stats.last_archived_at is None or stats.last_failed_at > stats.last_archived_at
+        )
+        yield GaugeMetricFamily(
+            "backup_wal_archive_failing",
+            "1 when the newest archive attempt failed (archiving is stuck and retrying)",
+            1.0 if failing else 0.0,
+        )
+
+
+class JobMetrics:
+    """What the scheduler did: runs and failures per job (backup, retention, drill)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs = Counter(
+            "backup_job_runs",
+            "Scheduled jobs run, by job and outcome",
+            ["job", "outcome"],
+            registry=registry,
+        )

@@ -1,0 +1,75 @@
+"""The backup service's settings (prefix BACKUP_SERVICE_). The backup role's name and password
+are BackupRoleSettings (BACKUP_USER, BACKUP_PASSWORD); the server it backs up is the one the
+migrations reach directly (MIGRATE_HOST, MIGRATE_PORT, MIGRATE_DATABASE), never PgBouncer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import BackupError
+
+DAY = 86400.0
+
+
+class BackupServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BACKUP_SERVICE_", env_file=None, extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 27431
+    # The local stack's state directory: backups go to <state>/backups and the WAL archive is
+    # <state>/wal-archive unless DIR and WAL_ARCHIVE say otherwise. No default: a service that
+    # guessed would file one cluster's backups with another's.
+    state_dir: Path | None = None
+    dir: Path | None = None
+    wal_archive: Path | None = None
+    pg_bindir: Path = Path("/usr/lib/postgresql/15/bin")
+
+    pg_host: str = Field("127.0.0.1", validation_alias="MIGRATE_HOST")
+    pg_port: int = Field(25432, validation_alias="MIGRATE_PORT")
+    pg_database: str = Field("botstack", validation_alias="MIGRATE_DATABASE")
+
+    backup_interval_seconds: float = Field(DAY, gt=0)
+    drill_interval_seconds: float = Field(7 * DAY, gt=0)
+    # Retention: the newest backup of each of the last KEEP_DAILY days and of each of the last
+    # KEEP_WEEKLY ISO weeks; the newest verified backup is always kept.
+    keep_daily: int = Field(7, ge=1)
+    keep_weekly: int = Field(4, ge=0)
+    # Scratch PostgreSQL servers (drills, restores) listen on a free port in this range.
+    scratch_port_min: int = Field(28500, ge=1024, le=65535)
+    scratch_port_max: int = Field(28599, ge=1024, le=65535)
+    # How long a restore waits for the live server to archive its current WAL segment.
+    archive_wait_seconds: float = Field(60.0, gt=0)
+    # How long a scratch server may take to replay the WAL and promote.
+    recovery_timeout_seconds: float = Field(3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ports(self) -> BackupServiceSettings:
+        if self.scratch_port_min > self.scratch_port_max:
+            raise ValueError("BACKUP_SERVICE_SCRATCH_PORT_MIN is above SCRATCH_PORT_MAX")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.state_dir is not None or (self.dir is not None and self.wal_archive is not None)
+
+    @property
+    def backup_dir(self) -> Path:
+        return self._path(self.dir, "backups", "BACKUP_SERVICE_DIR")
+
+    @property
+    def archive_dir(self) -> Path:
+        return self._path(self.wal_archive, "wal-archive", "BACKUP_SERVICE_WAL_ARCHIVE")
+
+    def _path(self, explicit: Path | None, in_state_dir: str, variable: str) -> Path:
+        if explicit is not None:
+            return explicit.resolve()
+        if self.state_dir is not None:
+            return (self.state_dir / in_state_dir).resolve()
+        raise BackupError(
+            f"set BACKUP_SERVICE_STATE_DIR (the stack's state directory) or {variable}"
+        )
