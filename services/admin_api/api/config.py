@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import APIRouter
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
+from services.core.db import UnitOfWork
 from services.core.schema import FeatureFlag, RuntimeSetting
 
 from .. import audit
@@ -37,15 +38,7 @@ async def set_flag(
     async with database.unit_of_work() as uow:
         previous = await uow.session.get(FeatureFlag, key)
         was = None if previous is None else previous.enabled
-        flag = (
-            await uow.session.execute(
-                insert(FeatureFlag)
-                .values(key=key, **values)
-                .on_conflict_do_update(index_elements=[col(FeatureFlag.key)], set_=values)
-                .returning(FeatureFlag)
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one()
+        flag = await _put(uow, FeatureFlag, key, values)
         audit.record(uow, who, "flag.set", "feature_flag", key, {"enabled": [was, change.enabled]})
     return flag
 
@@ -68,16 +61,26 @@ async def set_setting(
     async with database.unit_of_work() as uow:
         previous = await uow.session.get(RuntimeSetting, key)
         was = None if previous is None else previous.value
-        setting = (
-            await uow.session.execute(
-                insert(RuntimeSetting)
-                .values(key=key, **values)
-                .on_conflict_do_update(index_elements=[col(RuntimeSetting.key)], set_=values)
-                .returning(RuntimeSetting)
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one()
+        setting = await _put(uow, RuntimeSetting, key, values)
         audit.record(
             uow, who, "setting.set", "runtime_setting", key, {"value": [was, change.value]}
         )
     return setting
+
+
+Keyed = TypeVar("Keyed", FeatureFlag, RuntimeSetting)
+
+
+async def _put(uow: UnitOfWork, model: type[Keyed], key: str, values: dict[str, Any]) -> Keyed:
+    """Creates or updates the row with this key and returns it as it is now (populate_existing:
+    an instance already loaded in the session is refreshed too)."""
+    row = (
+        await uow.session.execute(
+            insert(model)
+            .values(key=key, **values)
+            .on_conflict_do_update(index_elements=[col(model.key)], set_=values)
+            .returning(model)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return row
