@@ -8,10 +8,11 @@ from time import perf_counter
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from ..errors import CoreError, translate
+from ..errors import CoreError, DatabaseUnavailable, translate
 from ..repositories import Repositories
 from ..settings import DatabaseSettings
 from .driver import Sql
@@ -71,8 +72,9 @@ class Database:
         errors come out as CoreError subclasses (the driver's error is the __cause__)."""
         try:
             started = perf_counter()
-            async with self.engine.connect() as connection:
-                self.metrics.pool_wait.observe(perf_counter() - started)
+            connection = await self._connect()
+            self.metrics.pool_wait.observe(perf_counter() - started)
+            try:
                 raw = await connection.get_raw_connection()
                 try:
                     async with connection.begin():
@@ -90,6 +92,8 @@ class Database:
                     if driver is not None and driver.is_closed():
                         await connection.invalidate()
                     raise
+            finally:
+                await connection.close()
         except Exception as error:
             core_error = error if isinstance(error, CoreError) else translate(error)
             if core_error is None:
@@ -97,6 +101,14 @@ class Database:
             if core_error is error:
                 raise
             raise core_error from error
+
+    async def _connect(self) -> AsyncConnection:
+        try:
+            return await self.engine.connect().start()
+        except sa_exc.ResourceClosedError as error:
+            # What SQLAlchemy raises when its first-connect setup (the dialect's initial
+            # queries) meets PgBouncer with PostgreSQL down: the real cause is dropped.
+            raise DatabaseUnavailable("cannot open a database connection") from error
 
     async def ping(self) -> None:
         """Raises DatabaseUnavailable unless a query round-trips (readiness probes)."""
