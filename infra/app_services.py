@@ -33,14 +33,25 @@ class AppService:
     module: str  # run as `python -m module`
     env_prefix: str  # its settings' prefix: the stack sets <prefix>HOST and <prefix>PORT
     port_offset: int  # its port is Ports.app(port_offset)
-    endpoint: str  # its base URL's key in endpoints.json
+    endpoint: str  # its URL's key in endpoints.json
+    endpoint_path: str = ""  # appended to its base URL in endpoints.json
+    # The variable the services started after it read its base URL from, if any.
+    url_variable: str | None = None
     health_path: str = "/health/live"
 
 
 # In start order; a service may rely on those before it being up.
 APP_SERVICES: tuple[AppService, ...] = (
-    # The Telegram Bot API stand-in: the bot talks to it when no BOT_TOKEN is set.
-    AppService("telegram-api", "services.telegram_api", "TELEGRAM_API_", 3, "telegram_api_url"),
+    # The Telegram Bot API stand-in: the bot talks to it unless BOT_API_URL says otherwise.
+    AppService(
+        "telegram-api",
+        "services.telegram_api",
+        "TELEGRAM_API_",
+        3,
+        "telegram_api_url",
+        url_variable="BOT_API_URL",
+    ),
+    AppService("bot", "services.bot", "BOT_WEBHOOK_", 2, "bot_webhook_url", "/telegram/webhook"),
     AppService("admin-api", "services.admin_api", "ADMIN_API_", 0, "admin_api_url"),
     AppService("backup", "services.backup", "BACKUP_SERVICE_", 1, "backup_url"),
 )

@@ -15,7 +15,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -58,9 +58,16 @@ class ComponentStatus:
 class LocalStack:
     """The stack in one state directory. Every method is idempotent."""
 
-    def __init__(self, state_dir: Path, port_base: int = DEFAULT_PORT_BASE) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        port_base: int = DEFAULT_PORT_BASE,
+        service_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.port_base = port_base
+        # Extra settings for the project's services (infra/app_services.py) in this stack.
+        self.service_env = dict(service_env or {})
         self.paths = Layout(self.state_dir)
 
     @cached_property
@@ -95,10 +102,17 @@ class LocalStack:
                 bouncer.wait_serving(credentials, state.psql)
             self._migrate(credentials, state)
             self._write_endpoints(credentials, state)
-            environment = {**os.environ, **self._environment(credentials, state)}
+            environment = {
+                **os.environ,
+                **self._environment(credentials, state),
+                **self.service_env,
+            }
             for service in self._app_services(state):
                 service.start(environment)
-                self._add_endpoint(service.service.endpoint, service.url)
+                spec = service.service
+                self._add_endpoint(spec.endpoint, service.url + spec.endpoint_path)
+                if spec.url_variable:  # unless the operator set it (e.g. the real Bot API)
+                    environment.setdefault(spec.url_variable, service.url)
             return self.endpoints()
 
     def down(self, purge: bool = False) -> None:

@@ -22,7 +22,10 @@ TEST_STATE_DIR = Path(os.environ.get("TEST_STACK_DIR", REPO / ".stack-test"))
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    local = LocalStack(TEST_STATE_DIR, port_base=TEST_PORT_BASE)
+    # The stack's bot would deliver outbox rows the tests create and inspect themselves.
+    local = LocalStack(
+        TEST_STATE_DIR, port_base=TEST_PORT_BASE, service_env={"BOT_OUTBOX_DELIVERY": "false"}
+    )
     local.down(purge=True)  # every run starts from an empty cluster
     local.up()
     yield local

@@ -1,0 +1,1 @@
+"""The Telegram bot: an aiohttp webhook that handles each update in one unit of work."""

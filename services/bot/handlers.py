@@ -1,0 +1,62 @@
+"""The bot's commands. Handlers get the update's unit of work (`uow`), the user's row id
+(`user_id`), their catalogue (`language`) and the reply collector (`replies`) from
+processing.py; they never send anything themselves."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandStart
+from aiogram.types import Message
+
+from services.core.db import UnitOfWork
+
+from .profile import load_profile
+from .replies import Replies
+from .texts import Text, commands, text
+
+
+async def start(message: Message, replies: Replies, language: str) -> None:
+    # The user row was registered or refreshed by the update's one upsert (processing.py).
+    name = message.from_user.first_name if message.from_user else ""
+    replies.add(message.chat.id, text(language, Text.GREETING, name=name))
+
+
+async def help_(message: Message, replies: Replies, language: str) -> None:
+    lines = "\n".join(f"/{command} - {description}" for command, description in commands(language))
+    replies.add(message.chat.id, text(language, Text.HELP, commands=lines))
+
+
+async def profile(
+    message: Message, replies: Replies, language: str, uow: UnitOfWork, user_id: int | None
+) -> None:
+    if user_id is None:  # a channel post or a message without a sender
+        return
+    shown = await load_profile(uow, user_id)
+    bookings = "\n".join(
+        text(language, Text.BOOKING, starts_at=booking.starts_at, status=booking.status.value)
+        for booking in shown.bookings
+    )
+    replies.add(
+        message.chat.id,
+        text(
+            language,
+            Text.PROFILE,
+            credits=shown.credits,
+            tickets=shown.open_tickets,
+            bookings=bookings or text(language, Text.NO_BOOKINGS),
+        ),
+    )
+
+
+async def unknown(message: Message, replies: Replies, language: str) -> None:
+    replies.add(message.chat.id, text(language, Text.UNKNOWN))
+
+
+def create_router() -> Router:
+    """A new router each time: aiogram attaches a router to one dispatcher only."""
+    router = Router(name="commands")
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    router.message.register(profile, Command("profile"))
+    router.message.register(unknown)
+    return router

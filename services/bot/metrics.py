@@ -1,0 +1,49 @@
+"""Prometheus metrics of the bot. Labels stay low-cardinality: update type, outcome, Bot API
+method and result, never a user or chat id."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Outcome(StrEnum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    THROTTLED = "throttled"
+    FAILED = "failed"  # a handler raised: 500, Telegram redelivers
+    UNAVAILABLE = "unavailable"  # the database is down: 503, Telegram redelivers
+    REJECTED = "rejected"  # wrong secret or not an Update: never reaches a handler
+
+
+class BotMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.updates = Counter(
+            "bot_updates",
+            "Webhook updates by type and outcome",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "bot_update_duration_seconds",
+            "Time from receiving an update to answering the webhook, by update type",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.api_calls = Counter(
+            "bot_telegram_api_calls",
+            "Bot API calls by method and result (ok, or the error class)",
+            ["method", "result"],
+            registry=registry,
+        )
+        self.outbox = Counter(
+            "bot_outbox_messages",
+            "Outbox deliveries by result (sent, retried, failed)",
+            ["result"],
+            registry=registry,
+        )

@@ -1,0 +1,249 @@
+"""Delivers the outbox: Bot API calls other services queued (staff replies, reminders),
+within Telegram's rate limits, with retries.
+
+Each batch is claimed in a short transaction that moves the rows' available_at a lease into
+the future, then sent, then marked in another transaction. A bot that dies in between sends
+those rows again once the lease runs out: delivery is at least once, never lost. The outbox
+is polled: LISTEN/NOTIFY does not work through PgBouncer in transaction mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+import aiogram.methods
+import sqlalchemy as sa
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
+from aiogram.methods import TelegramMethod
+from aiogram.types import Message
+from pydantic import ValidationError
+from sqlmodel import col
+
+from services.core.db import Database
+from services.core.errors import DatabaseUnavailable
+from services.core.schema import Direction, OutboxMessage, OutboxStatus, User
+
+from .metrics import BotMetrics
+
+log = logging.getLogger(__name__)
+
+LAST_ERROR_MAX = 1024
+
+
+@dataclass(frozen=True)
+class OutboxLimits:
+    # Telegram allows about 30 messages per second in all, and one per second in a chat.
+    per_second: float = 25.0
+    chat_interval: float = 1.0
+    batch_size: int = 50
+    poll_seconds: float = 1.0
+    # Seconds a claimed row stays invisible to the next claim (then it is sent again).
+    lease_seconds: float = 120.0
+    # Transient failures (network, Telegram's 5xx) before a message is given up.
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    chat_id: int
+    user_id: int | None
+    method: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@cache
+def _methods() -> dict[str, type[TelegramMethod[Any]]]:
+    """aiogram's Bot API methods by lower-cased name (Telegram ignores the case)."""
+    found: dict[str, type[TelegramMethod[Any]]] = {}
+    for name in aiogram.methods.__all__:
+        candidate = getattr(aiogram.methods, name)
+        api_name = getattr(candidate, "__api_method__", None)
+        if isinstance(candidate, type) and isinstance(api_name, str):
+            found[api_name.lower()] = candidate
+    return found
+
+
+def _call(method: str, payload: dict[str, Any]) -> TelegramMethod[Any]:
+    model = _methods().get(method.lower())
+    if model is None:
+        raise ValueError(f"unknown Bot API method {method!r}")
+    return model.model_validate(payload)
+
+
+class OutboxWorker:
+    def __init__(
+        self, database: Database, bot: Bot, metrics: BotMetrics, limits: OutboxLimits
+    ) -> None:
+        self._database = database
+        self._bot = bot
+        self._metrics = metrics
+        self._limits = limits
+        self._next_any = 0.0
+        self._next_in_chat: dict[int, float] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Delivers until `stopping` is set; the batch in hand is finished first."""
+        while not stopping.is_set():
+            try:
+                delivered = await self.deliver_due()
+            except DatabaseUnavailable as error:
+                log.warning("outbox: database unavailable (%s)", error)
+                delivered = 0
+            except Exception:
+                # A bug in one batch must not end delivery for the life of the process.
+                log.exception("outbox: delivery failed")
+                delivered = 0
+            if not delivered:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), self._limits.poll_seconds)
+
+    async def deliver_due(self) -> int:
+        """Claims and delivers one batch of due messages; returns how many it claimed.
+        Chats proceed concurrently, each in the order its messages were queued."""
+        now = asyncio.get_running_loop().time()
+        self._next_in_chat = {chat: at for chat, at in self._next_in_chat.items() if at > now}
+        batch = await self._claim()
+        by_chat: dict[int, list[_Claimed]] = defaultdict(list)
+        for message in sorted(batch, key=lambda claimed: claimed.id):
+            by_chat[message.chat_id].append(message)
+        await asyncio.gather(*(self._deliver_chat(messages) for messages in by_chat.values()))
+        return len(batch)
+
+    async def _claim(self) -> list[_Claimed]:
+        due = (
+            sa.select(col(OutboxMessage.id))
+            .where(
+                col(OutboxMessage.status) == OutboxStatus.PENDING,
+                col(OutboxMessage.available_at) <= sa.func.now(),
+            )
+            .order_by(col(OutboxMessage.available_at), col(OutboxMessage.id))
+            .limit(self._limits.batch_size)
+            .with_for_update(skip_locked=True)  # two bot processes never claim the same row
+        )
+        claim = (
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(due))
+            .values(
+                available_at=sa.func.now() + timedelta(seconds=self._limits.lease_seconds),
+                attempts=col(OutboxMessage.attempts) + 1,
+            )
+            .returning(
+                col(OutboxMessage.id),
+                col(OutboxMessage.chat_id),
+                col(OutboxMessage.user_id),
+                col(OutboxMessage.method),
+                col(OutboxMessage.payload),
+                col(OutboxMessage.attempts),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self._database.unit_of_work() as uow:
+            rows = (await uow.session.execute(claim)).all()
+        return [_Claimed(*row) for row in rows]
+
+    async def _deliver_chat(self, messages: list[_Claimed]) -> None:
+        for message in messages:
+            await self._pace(message.chat_id)
+            await self._deliver(message)
+
+    async def _pace(self, chat_id: int) -> None:
+        """Waits for this chat's next slot and the next slot overall, and takes both."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        start = max(now, self._next_any, self._next_in_chat.get(chat_id, 0.0))
+        self._next_any = start + 1.0 / self._limits.per_second
+        self._next_in_chat[chat_id] = start + self._limits.chat_interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    async def _deliver(self, message: _Claimed) -> None:
+        try:
+            result = await self._bot(_call(message.method, message.payload))
+        except TelegramRetryAfter as error:
+            # Telegram says when: the row waits exactly that long, and so does the chat.
+            self._next_in_chat[message.chat_id] = (
+                asyncio.get_running_loop().time() + error.retry_after
+            )
+            await self._retry(message, error.retry_after, str(error))
+        except TelegramForbiddenError as error:
+            # Blocked by the user (or kicked from the chat): retrying cannot help.
+            await self._give_up(message, str(error), deactivate=True)
+        except (TelegramBadRequest, ValidationError, ValueError) as error:
+            await self._give_up(message, str(error))
+        except TelegramAPIError as error:  # network trouble, Telegram's 5xx
+            if message.attempts >= self._limits.max_attempts:
+                await self._give_up(message, str(error))
+            else:
+                await self._retry(message, 2.0**message.attempts, str(error))
+        else:
+            await self._sent(message, result)
+
+    async def _sent(self, message: _Claimed, result: object) -> None:
+        async with self._database.unit_of_work() as uow:
+            await uow.session.execute(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id) == message.id)
+                .values(status=OutboxStatus.SENT, sent_at=sa.func.now(), last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+            if message.user_id is not None:
+                await uow.messages.log(
+                    message.user_id,
+                    Direction.OUT,
+                    message.payload.get("text"),
+                    telegram_message_id=result.message_id if isinstance(result, Message) else None,
+                    context={"outbox_id": message.id},
+                )
+        self._metrics.outbox.labels("sent").inc()
+
+    async def _retry(self, message: _Claimed, after_seconds: float, error: str) -> None:
+        async with self._database.unit_of_work() as uow:
+            await uow.session.execute(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id) == message.id)
+                .values(
+                    available_at=sa.func.now() + timedelta(seconds=after_seconds),
+                    last_error=error[:LAST_ERROR_MAX],
+                )
+                .execution_options(synchronize_session=False)
+            )
+        self._metrics.outbox.labels("retried").inc()
+
+    async def _give_up(self, message: _Claimed, error: str, deactivate: bool = False) -> None:
+        log.warning("outbox message %s failed: %s", message.id, error)
+        async with self._database.unit_of_work() as uow:
+            await uow.session.execute(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id) == message.id)
+                .values(status=OutboxStatus.FAILED, last_error=error[:LAST_ERROR_MAX])
+                .execution_options(synchronize_session=False)
+            )
+            if deactivate:
+                # A private chat's id is its user's Telegram id.
+                recipient = (
+                    col(User.id) == message.user_id
+                    if message.user_id is not None
+                    else col(User.telegram_id) == message.chat_id
+                )
+                await uow.session.execute(
+                    sa.update(User)
+                    .where(recipient)
+                    .values(is_active=False, updated_at=sa.func.now())
+                    .execution_options(synchronize_session=False)
+                )
+        self._metrics.outbox.labels("failed").inc()

@@ -1,0 +1,90 @@
+"""The process lifecycle: open the pool and the Bot API session, serve the webhook, register
+it, deliver the outbox, and on SIGTERM stop taking updates, finish those in flight and the
+outbox batch in hand, close everything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiohttp import web
+
+from services.core.db import Database
+from services.core.settings import DatabaseSettings
+
+from .app import DISPATCHER_KEY, create_app
+from .metrics import BotMetrics
+from .outbox import OutboxLimits, OutboxWorker
+from .settings import BotSettings
+from .telegram import create_bot
+from .webhook import register_webhook
+
+log = logging.getLogger(__name__)
+
+# Seconds between attempts to register the webhook while the Bot API is unreachable.
+REGISTER_RETRY_SECONDS = 5.0
+
+
+async def run(settings: BotSettings) -> None:
+    database = Database(DatabaseSettings())
+    metrics = BotMetrics(database.metrics.registry)
+    bot = create_bot(settings, metrics)
+    app = create_app(settings, database, bot, metrics)
+    # aiohttp's graceful shutdown: cleanup() closes the listening socket at once, then waits
+    # up to shutdown_timeout for the handlers in flight (each one update's transaction).
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
+        log.info("bot webhook listening on %s", settings.webhook_url)
+        delivery = None
+        if settings.outbox_delivery:
+            worker = OutboxWorker(database, bot, metrics, _limits(settings))
+            delivery = asyncio.create_task(worker.run(stopping))
+        registration = None
+        if settings.set_webhook:
+            allowed = app[DISPATCHER_KEY].resolve_used_update_types()
+            registration = asyncio.create_task(_register(bot, settings, allowed))
+        await stopping.wait()
+        log.info("stopping: no new updates, finishing those in flight")
+        if registration is not None:
+            registration.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await registration
+        await runner.cleanup()
+        if delivery is not None:
+            await delivery  # it finishes the batch in hand once `stopping` is set
+    finally:
+        await bot.session.close()
+        await database.dispose()
+    log.info("stopped")
+
+
+def _limits(settings: BotSettings) -> OutboxLimits:
+    return OutboxLimits(
+        per_second=settings.outbox_per_second,
+        chat_interval=settings.outbox_chat_interval,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+
+
+async def _register(bot: Bot, settings: BotSettings, allowed: list[str]) -> None:
+    """Registers the webhook, retrying while the Bot API cannot be reached: the server is
+    already up (liveness answers), and Telegram keeps the updates until then."""
+    while True:
+        try:
+            await register_webhook(bot, settings, allowed)
+        except TelegramAPIError as error:
+            log.warning("setWebhook failed (%s); retrying", error)
+            await asyncio.sleep(REGISTER_RETRY_SECONDS)
+            continue
+        log.info("webhook registered at %s", settings.api_url)
+        return

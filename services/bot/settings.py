@@ -1,0 +1,68 @@
+"""Settings of the bot process (environment prefix BOT_)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.core.settings import DEV_SECRET, AppSettings, Environment, InsecureSettingsError
+
+# The local Bot API stand-in's development token (services/telegram_api/settings.py,
+# DEV_TOKEN). Duplicated, not imported: services never import each other.
+DEV_TOKEN = "1000000001:local-dev-token-not-a-secret"
+# What Telegram accepts as a webhook's secret_token.
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+class BotSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=None, extra="ignore", frozen=True)
+
+    token: SecretStr = SecretStr(DEV_TOKEN)
+    # Base URL of the Bot API; the local stand-in by default, https://api.telegram.org in
+    # production.
+    api_url: str = "http://127.0.0.1:27433"
+    # Where the webhook server listens (the local stack sets BOT_WEBHOOK_HOST and _PORT).
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(27432, ge=0, le=65535)
+    webhook_path: str = Field("/telegram/webhook", pattern=r"^/\S*$")
+    # Telegram sends it in X-Telegram-Bot-Api-Secret-Token: 1 to 256 of A-Z a-z 0-9 _ -.
+    webhook_secret: SecretStr = SecretStr(DEV_SECRET)
+    # The URL Telegram reaches the webhook server at (behind a proxy in production); by
+    # default the listening address itself, which is what the local stack uses.
+    public_url: str | None = None
+    # Register the webhook with the Bot API at start.
+    set_webhook: bool = True
+    # Per-user throttling: sustained updates per minute, and a burst allowed at once.
+    throttle_per_minute: int = Field(30, ge=1)
+    throttle_burst: int = Field(10, ge=1)
+    # Outbox delivery: messages per second in all (Telegram allows about 30), seconds between
+    # two messages to one chat (Telegram: one per second), seconds between polls when idle.
+    outbox_per_second: float = Field(25.0, gt=0)
+    outbox_chat_interval: float = Field(1.0, ge=0)
+    outbox_poll_seconds: float = Field(1.0, gt=0)
+    # Off only where something else owns the outbox (the test suite's stack, whose tests
+    # inspect and deliver outbox rows themselves).
+    outbox_delivery: bool = True
+    # Seconds SIGTERM waits for updates in flight before the server closes.
+    shutdown_timeout: float = Field(30.0, gt=0)
+
+    @property
+    def webhook_url(self) -> str:
+        base = self.public_url or f"http://{self.webhook_host}:{self.webhook_port}"
+        return base.rstrip("/") + self.webhook_path
+
+    @model_validator(mode="after")
+    def _secrets(self) -> BotSettings:
+        environment = AppSettings().environment
+        secret = self.webhook_secret.get_secret_value()
+        if secret and not SECRET_TOKEN.fullmatch(secret):
+            # Not echoed: it is a secret.
+            raise ValueError("BOT_WEBHOOK_SECRET: use 1 to 256 of A-Z a-z 0-9 _ -")
+        if environment is not Environment.DEVELOPMENT and secret in ("", DEV_SECRET):
+            raise InsecureSettingsError(
+                f"refusing to start in {environment} with a default or empty secret: "
+                "set BOT_WEBHOOK_SECRET"
+            )
+        return self

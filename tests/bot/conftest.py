@@ -1,0 +1,131 @@
+"""Bot fixtures, end to end over real HTTP: the local Bot API (in-process, strict) delivers
+updates to the bot's webhook server on a free port, whose Database goes through the test
+stack's PgBouncer to PostgreSQL, and whose replies go back to the local Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from aiogram import Bot, Router
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from services.bot.app import create_app, create_dispatcher
+from services.bot.handlers import create_router
+from services.bot.metrics import BotMetrics
+from services.bot.settings import BotSettings
+from services.bot.telegram import create_bot
+from services.bot.webhook import register_webhook
+from services.core.db import Database
+from services.telegram_api import TelegramAPISettings, TelegramServer
+from services.telegram_api.bot import CallRecord
+from tests.conftest import database_settings
+from tests.integration.conftest import owner
+
+__all__ = ["owner"]  # the integration tier's fixture: a direct connection, tables truncated
+
+TOKEN = "1000000001:bot-test-token"
+SECRET = "bot-test-secret"
+# Seconds a test waits for something the stand-in delivers asynchronously.
+WAIT_SECONDS = 30.0
+
+
+async def eventually(check: Callable[[], bool], seconds: float = WAIT_SECONDS) -> None:
+    """Waits until check() is true; fails the test after `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {seconds} s")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+async def telegram() -> AsyncIterator[TelegramServer]:
+    telegram = TelegramServer(
+        TelegramAPISettings(port=0, tokens=(TOKEN,), strict=True, time_scale=0.001)
+    )
+    await telegram.start()
+    yield telegram
+    await telegram.stop()
+
+
+@pytest.fixture
+async def server(telegram: TelegramServer) -> AsyncIterator[TelegramServer]:
+    """The local Bot API, reset; strict mode fails the test on any invalid call."""
+    await telegram.reset()
+    yield telegram
+    await telegram.reset()  # stop delivering to a bot that is about to stop
+    telegram.check()
+
+
+@pytest.fixture
+async def database(endpoints: dict[str, str], owner: asyncpg.Connection) -> AsyncIterator[Database]:
+    db = Database(database_settings(endpoints["pgbouncer_dsn"]), CollectorRegistry())
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@dataclass
+class RunningBot:
+    url: str
+    settings: BotSettings
+    metrics: BotMetrics
+    server: TelegramServer
+
+    def updates(self, outcome: str, kind: str = "message") -> float:
+        value = self.metrics.registry.get_sample_value(
+            "bot_updates_total", {"type": kind, "outcome": outcome}
+        )
+        return value or 0.0
+
+    def sent(self, chat_id: int) -> list[CallRecord]:
+        return self.server.control.calls(chat_id, "sendMessage")
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [str(call.params["text"]) for call in self.sent(chat_id) if call.ok]
+
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+
+
+@pytest.fixture
+async def start_bot(server: TelegramServer, database: Database) -> AsyncIterator[StartBot]:
+    """Starts the bot's webhook server on a free port and registers it with the local Bot API
+    (setWebhook and setMyCommands, validated in strict mode). Options: routers put before the
+    bot's own, and settings overrides."""
+    runners: list[web.AppRunner] = []
+    bots: list[Bot] = []
+
+    async def start(routers: Sequence[Router] = (), **overrides: Any) -> RunningBot:
+        settings = BotSettings(
+            token=TOKEN, api_url=server.url, webhook_port=0, webhook_secret=SECRET, **overrides
+        )
+        metrics = BotMetrics(database.metrics.registry)
+        bot = create_bot(settings, metrics)
+        bots.append(bot)
+        dispatcher = create_dispatcher([*routers, create_router()])
+        runner = web.AppRunner(create_app(settings, database, bot, metrics, dispatcher))
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, settings.webhook_host, 0).start()
+        port = int(runner.addresses[0][1])
+        settings = settings.model_copy(update={"webhook_port": port})
+        await register_webhook(bot, settings, dispatcher.resolve_used_update_types())
+        return RunningBot(f"http://{settings.webhook_host}:{port}", settings, metrics, server)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+    for bot in bots:
+        await bot.session.close()
+
+
+async def count(owner: asyncpg.Connection, query: str, *args: object) -> int:
+    return int(await owner.fetchval(query, *args))

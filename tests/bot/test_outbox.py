@@ -1,0 +1,112 @@
+"""The outbox worker: what other services queued reaches the user, within Telegram's limits,
+with Telegram's 429 honoured and blocked users marked inactive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from itertools import pairwise
+
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.bot.metrics import BotMetrics
+from services.bot.outbox import OutboxLimits, OutboxWorker
+from services.bot.settings import BotSettings
+from services.bot.telegram import create_bot
+from services.core.db import Database
+from services.telegram_api import TelegramServer
+
+from .conftest import TOKEN
+
+ANN, BOB = 7171, 7272
+CHAT_INTERVAL = 0.3
+
+
+@pytest.fixture
+async def worker(server: TelegramServer, database: Database) -> AsyncIterator[OutboxWorker]:
+    metrics = BotMetrics(CollectorRegistry())
+    bot = create_bot(BotSettings(token=TOKEN, api_url=server.url), metrics)
+    try:
+        yield OutboxWorker(database, bot, metrics, OutboxLimits(chat_interval=CHAT_INTERVAL))
+    finally:
+        await bot.session.close()
+
+
+async def _queue(database: Database, telegram_id: int, *texts: str) -> int:
+    async with database.unit_of_work() as uow:
+        user_id = await uow.users.upsert(telegram_id, first_name="User")
+        for text in texts:
+            await uow.outbox.enqueue(telegram_id, text, user_id=user_id)
+    return user_id
+
+
+async def _statuses(owner: asyncpg.Connection) -> list[str]:
+    return [row[0] for row in await owner.fetch("SELECT status::text FROM outbox ORDER BY id")]
+
+
+async def test_messages_arrive_in_order_one_chat_at_a_time(
+    worker: OutboxWorker, database: Database, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    await _queue(database, ANN, "first", "second", "third")
+    await _queue(database, BOB, "hello Bob")
+    assert await worker.deliver_due() == 4
+    ann = server.control.calls(ANN, "sendMessage")
+    assert [call.params["text"] for call in ann] == ["first", "second", "third"]
+    assert all(call.ok for call in ann)
+    gaps = [later.at - earlier.at for earlier, later in pairwise(ann)]
+    assert min(gaps) >= CHAT_INTERVAL * 0.9  # a chat gets its next message a slot later
+    # Bob did not wait behind Ann's queue.
+    assert server.control.calls(BOB, "sendMessage")[0].at < ann[1].at
+    assert await _statuses(owner) == ["sent"] * 4
+    logged = await owner.fetch(
+        "SELECT text, telegram_message_id FROM conversation_messages WHERE direction = 'out'"
+    )
+    assert len(logged) == 4
+    assert all(row["telegram_message_id"] for row in logged)
+    assert await worker.deliver_due() == 0  # nothing is sent twice
+
+
+async def test_too_many_requests_waits_as_long_as_telegram_says(
+    worker: OutboxWorker, database: Database, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    await _queue(database, ANN, "patience")
+    server.control.inject_fault("sendMessage", "retry_after", retry_after=1)
+    assert await worker.deliver_due() == 1
+    assert await _statuses(owner) == ["pending"]
+    assert await worker.deliver_due() == 0  # not due before retry_after has passed
+    await asyncio.sleep(1.1)
+    assert await worker.deliver_due() == 1
+    calls = server.control.calls(ANN, "sendMessage")
+    assert [(call.ok, call.error_code) for call in calls] == [(False, 429), (True, None)]
+    assert calls[1].at - calls[0].at >= 1.0
+    assert await _statuses(owner) == ["sent"]
+
+
+async def test_a_user_who_blocked_the_bot_is_marked_inactive(
+    worker: OutboxWorker, database: Database, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    await _queue(database, ANN, "are you there?")
+    await _queue(database, BOB, "hi")
+    server.control.inject_fault("sendMessage", "blocked", chat_id=ANN)
+    assert await worker.deliver_due() == 2
+    assert await _statuses(owner) == ["failed", "sent"]
+    active = dict(await owner.fetch("SELECT telegram_id, is_active FROM users"))
+    assert active == {ANN: False, BOB: True}
+    assert await worker.deliver_due() == 0  # given up: never retried
+
+
+async def test_run_delivers_until_stopped(
+    worker: OutboxWorker, database: Database, server: TelegramServer
+) -> None:
+    stopping = asyncio.Event()
+    running = asyncio.create_task(worker.run(stopping))
+    await _queue(database, ANN, "queued while running")
+    for _ in range(100):
+        if server.control.calls(ANN, "sendMessage"):
+            break
+        await asyncio.sleep(0.05)
+    stopping.set()
+    await asyncio.wait_for(running, timeout=5)
+    assert [call.params["text"] for call in server.control.calls(ANN)] == ["queued while running"]

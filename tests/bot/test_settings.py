@@ -1,0 +1,36 @@
+"""The bot's settings: the webhook secret is Telegram-shaped and never a default in
+production."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.bot.settings import DEV_TOKEN, BotSettings
+
+
+def test_defaults_talk_to_the_local_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BOT_TOKEN", "BOT_API_URL", "BOT_WEBHOOK_HOST", "BOT_WEBHOOK_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = BotSettings()
+    assert settings.token.get_secret_value() == DEV_TOKEN
+    assert settings.api_url == "http://127.0.0.1:27433"
+    assert settings.webhook_url == "http://127.0.0.1:27432/telegram/webhook"
+
+
+def test_public_url_is_what_telegram_is_told() -> None:
+    settings = BotSettings(public_url="https://bot.example.com/", webhook_path="/tg")
+    assert settings.webhook_url == "https://bot.example.com/tg"
+
+
+def test_production_refuses_the_default_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENVIRONMENT", "production")
+    monkeypatch.delenv("BOT_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ValidationError, match="set BOT_WEBHOOK_SECRET"):
+        BotSettings()
+    assert BotSettings(webhook_secret="a-real-secret_42").webhook_secret
+
+
+def test_a_secret_telegram_would_refuse_is_refused() -> None:
+    with pytest.raises(ValidationError, match="BOT_WEBHOOK_SECRET"):
+        BotSettings(webhook_secret="has spaces!")

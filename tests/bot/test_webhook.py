@@ -1,0 +1,188 @@
+"""One update, one transaction: what Telegram (the local Bot API) and the database see."""
+
+from __future__ import annotations
+
+import aiohttp
+import asyncpg
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from infra.stack import LocalStack
+from services.bot.replies import Replies
+from services.core.db import Database, UnitOfWork
+from services.telegram_api import TelegramServer
+
+from .conftest import SECRET, StartBot, count, eventually
+
+USER = 4242
+
+
+def _message(user_id: int, text: str, language_code: str | None = None) -> dict[str, object]:
+    sender: dict[str, object] = {"id": user_id, "is_bot": False, "first_name": "Ann"}
+    if language_code:
+        sender["language_code"] = language_code
+    return {
+        "message": {
+            "message_id": 1,
+            "date": 1_700_000_000,
+            "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
+            "from": sender,
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+        }
+    }
+
+
+async def test_start_registers_the_user_once_and_greets(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot()
+    server.control.send_text(USER, "/start", first_name="Ann")
+    await eventually(lambda: len(bot.texts(USER)) == 1)
+    assert bot.texts(USER)[0].startswith("Hello, Ann!")
+    server.control.send_text(USER, "/start", first_name="Ann")
+    await eventually(lambda: len(bot.texts(USER)) == 2)
+    assert await count(owner, "SELECT count(*) FROM users WHERE telegram_id = $1", USER) == 1
+    rows = await owner.fetch("SELECT direction::text, text FROM conversation_messages ORDER BY id")
+    assert [row["direction"] for row in rows] == ["in", "out", "in", "out"]
+    assert rows[1]["text"] == bot.texts(USER)[0]
+    # Registration went through strict validation too, and set the menu in both languages.
+    assert [call.method for call in server.control.calls(method="setMyCommands")] == [
+        "setMyCommands",
+        "setMyCommands",
+    ]
+    assert server.control.bot().webhook is not None
+
+
+async def test_russian_user_is_answered_in_russian(
+    start_bot: StartBot, server: TelegramServer
+) -> None:
+    bot = await start_bot()
+    server.control.push_update(_message(USER, "/help", language_code="ru-RU"))
+    server.control.push_update(_message(USER + 1, "/help", language_code="de"))
+    await eventually(lambda: len(bot.texts(USER)) == 1 and len(bot.texts(USER + 1)) == 1)
+    assert bot.texts(USER)[0].startswith("Что я умею:")
+    assert "/profile" in bot.texts(USER)[0]
+    assert bot.texts(USER + 1)[0].startswith("What I can do:")
+
+
+async def test_duplicate_update_id_changes_nothing(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot()
+    first = server.control.push_update(_message(USER, "/start"))
+    await eventually(lambda: len(bot.texts(USER)) == 1)
+    server.control.push_update({"update_id": first.update_id, **_message(USER, "/start")})
+    await eventually(lambda: bot.updates("duplicate") == 1)
+    assert len(bot.texts(USER)) == 1
+    assert await count(owner, "SELECT count(*) FROM conversation_messages") == 2
+    assert await count(owner, "SELECT count(*) FROM processed_updates") == 1
+
+
+def _flaky_router(failures: list[str]) -> Router:
+    """/flaky adds credits and answers, then fails the first time: a handler bug that
+    Telegram's redelivery gets past."""
+    router = Router(name="flaky")
+
+    @router.message(Command("flaky"))
+    async def flaky(message: Message, uow: UnitOfWork, user_id: int, replies: Replies) -> None:
+        await uow.billing.change_credits(user_id, 5, "test")
+        replies.add(message.chat.id, "five credits added")
+        if not failures:
+            failures.append("failed once")
+            raise RuntimeError("handler bug")
+
+    return router
+
+
+async def test_failed_handler_is_redelivered_and_applied_once(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    failures: list[str] = []
+    bot = await start_bot([_flaky_router(failures)])
+    server.control.send_text(USER, "/flaky")
+    await eventually(lambda: len(bot.texts(USER)) == 1)
+    assert failures == ["failed once"]
+    assert bot.updates("failed") == 1
+    assert bot.updates("handled") == 1
+    assert bot.texts(USER) == ["five credits added"]
+    assert await owner.fetchval("SELECT credits FROM users WHERE telegram_id = $1", USER) == 5
+    assert await count(owner, "SELECT count(*) FROM credit_changes") == 1
+    assert await count(owner, "SELECT count(*) FROM conversation_messages") == 2
+    webhook = server.control.bot().webhook
+    assert webhook is not None
+    assert "500" in (webhook.config.last_error_message or "")
+
+
+async def test_wrong_secret_or_malformed_body_touches_nothing(
+    start_bot: StartBot, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot()
+    url = bot.url + bot.settings.webhook_path
+    update = {"update_id": 7, **_message(USER, "/start")}
+    right = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=update) as response:
+            assert response.status == 401
+        wrong = {"X-Telegram-Bot-Api-Secret-Token": "not-the-secret"}
+        async with http.post(url, json=update, headers=wrong) as response:
+            assert response.status == 401
+        async with http.post(url, data=b"{not json", headers=right) as response:
+            assert response.status == 400
+        async with http.post(url, json={"message": "no update id"}, headers=right) as response:
+            assert response.status == 400
+        async with http.post(url, json=[update], headers=right) as response:
+            assert response.status == 400
+    for table in ("processed_updates", "users", "conversation_messages"):
+        assert await count(owner, f"SELECT count(*) FROM {table}") == 0
+    assert bot.sent(USER) == []
+
+
+async def test_database_outage_answers_503_then_applies_every_update_once(
+    stack: LocalStack,
+    start_bot: StartBot,
+    server: TelegramServer,
+    database: Database,
+    endpoints: dict[str, str],
+) -> None:
+    bot = await start_bot()
+    # A running bot has connected before. (An engine whose very first connection meets
+    # PostgreSQL down behind PgBouncer gets SQLAlchemy's ResourceClosedError from the core
+    # instead of DatabaseUnavailable: answered 500 instead of 503, still redelivered.)
+    await database.ping()
+    users = [USER + n for n in range(3)]
+    stack.stop_postgres()
+    try:
+        for user in users:
+            server.control.send_text(user, "/start")
+        await eventually(lambda: bot.updates("unavailable") >= len(users), seconds=60)
+        async with aiohttp.ClientSession() as http, http.get(bot.url + "/health/ready") as ready:
+            assert ready.status == 503
+    finally:
+        stack.start_postgres()
+    await eventually(lambda: all(len(bot.texts(user)) == 1 for user in users), seconds=60)
+    assert bot.updates("handled") == len(users)
+    # `owner`'s connection ended with the server; a new one sees what was committed.
+    after = await asyncpg.connect(endpoints["postgres_dsn"])
+    try:
+        assert await count(after, "SELECT count(*) FROM users") == len(users)
+        assert await count(after, "SELECT count(*) FROM processed_updates") == len(users)
+        assert await count(after, "SELECT count(*) FROM conversation_messages") == 2 * len(users)
+    finally:
+        await after.close()
+    assert all(len(bot.sent(user)) == 1 for user in users)
+
+
+async def test_a_user_who_blocked_the_bot_is_marked_inactive_until_they_write_again(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot()
+    server.control.inject_fault("sendMessage", "blocked", chat_id=USER)
+    server.control.send_text(USER, "/start")
+    await eventually(lambda: bot.updates("handled") == 1)
+    active = "SELECT is_active FROM users WHERE telegram_id = $1"
+    assert await owner.fetchval(active, USER) is False
+    server.control.send_text(USER, "/help")
+    await eventually(lambda: len(bot.texts(USER)) == 1)
+    assert await owner.fetchval(active, USER) is True
