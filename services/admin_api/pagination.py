@@ -8,6 +8,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+from sqlmodel import col
+
 from .problems import ProblemError
 
 # Cursors are unpadded base64url.
@@ -37,3 +40,14 @@ def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
     page = rows[:limit]
     last = page[-1]
     return page, encode_cursor(last.created_at, last.id)
+
+
+def newest_first(
+    query: sa.Select[Any], model: Any, cursor: str | None, limit: int
+) -> sa.Select[Any]:
+    """query ordered newest first by (created_at, id), starting after the cursor, fetching one
+    row past the page so page_of can tell whether another page follows."""
+    created_at, row_id = col(model.created_at), col(model.id)
+    if cursor is not None:
+        query = query.where(sa.tuple_(created_at, row_id) < sa.tuple_(*decode_cursor(cursor)))
+    return query.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)

@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from services.core.schema import AuditEntry
 
-from ..pagination import CURSOR_PATTERN, decode_cursor, page_of
+from ..pagination import CURSOR_PATTERN, newest_first, page_of
 from ..problems import problem_responses
 from ..schemas import NO_NUL, AuditOut, Page
 from .deps import DatabaseDep, IdFilter, Limit, Viewer
@@ -48,15 +48,9 @@ async def list_audit(
         query = query.where(col(AuditEntry.created_at) >= created_from)
     if created_to is not None:
         query = query.where(col(AuditEntry.created_at) < created_to)
-    if cursor is not None:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            sa.tuple_(col(AuditEntry.created_at), col(AuditEntry.id))
-            < sa.tuple_(created_at, row_id)
-        )
-    query = query.order_by(col(AuditEntry.created_at).desc(), col(AuditEntry.id).desc())
+    query = newest_first(query, AuditEntry, cursor, limit)
     async with database.unit_of_work() as uow:
-        rows = list((await uow.session.execute(query.limit(limit + 1))).scalars())
+        rows = list((await uow.session.execute(query)).scalars())
     items, next_cursor = page_of(rows, limit)
     return Page[AuditOut](
         items=[AuditOut.model_validate(row) for row in items], next_cursor=next_cursor

@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from services.core.schema import Payment
 
-from ..pagination import CURSOR_PATTERN, decode_cursor, page_of
+from ..pagination import CURSOR_PATTERN, newest_first, page_of
 from ..problems import problem_responses
 from ..schemas import Page, PaymentOut
 from .deps import DatabaseDep, IdFilter, Limit, Viewer
@@ -42,12 +42,7 @@ async def list_payments(
         query = query.where(col(Payment.created_at) >= created_from)
     if created_to is not None:
         query = query.where(col(Payment.created_at) < created_to)
-    if cursor is not None:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            sa.tuple_(col(Payment.created_at), col(Payment.id)) < sa.tuple_(created_at, row_id)
-        )
-    query = query.order_by(col(Payment.created_at).desc(), col(Payment.id).desc()).limit(limit + 1)
+    query = newest_first(query, Payment, cursor, limit)
     async with database.unit_of_work() as uow:
         rows = list((await uow.session.execute(query)).scalars())
     items, next_cursor = page_of(rows, limit)

@@ -13,7 +13,7 @@ from services.core.errors import Conflict, NotFound
 from services.core.schema import Staff, Ticket, TicketAuthor, TicketMessage, TicketStatus
 
 from .. import audit
-from ..pagination import CURSOR_PATTERN, decode_cursor, page_of
+from ..pagination import CURSOR_PATTERN, newest_first, page_of
 from ..problems import problem_responses
 from ..schemas import (
     Assignment,
@@ -68,12 +68,7 @@ async def list_tickets(
         query = query.where(col(Ticket.assigned_staff_id) == assignee)
     if unassigned:
         query = query.where(col(Ticket.assigned_staff_id).is_(None))
-    if cursor is not None:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            sa.tuple_(col(Ticket.created_at), col(Ticket.id)) < sa.tuple_(created_at, row_id)
-        )
-    query = query.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc()).limit(limit + 1)
+    query = newest_first(query, Ticket, cursor, limit)
     async with database.unit_of_work() as uow:
         rows = list((await uow.session.execute(query)).scalars())
     items, next_cursor = page_of(rows, limit)
