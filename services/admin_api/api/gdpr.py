@@ -60,14 +60,18 @@ async def _all(uow: UnitOfWork, query: sa.Select[Any]) -> list[Any]:
     return list((await uow.session.execute(query)).scalars())
 
 
+async def _owned(uow: UnitOfWork, model: Any, user_id: int) -> list[Any]:
+    """The user's rows of a table with a user_id column, oldest first."""
+    query = sa.select(model).where(col(model.user_id) == user_id).order_by(col(model.id))
+    return await _all(uow, query)
+
+
 @router.get("/{user_id}/export", response_model=UserExport, responses=problem_responses(404))
 async def export_user(database: DatabaseDep, _: Admin, user_id: Id) -> UserExport:
     """Everything held about the user, as one JSON document."""
     async with database.unit_of_work() as uow:
         user = await uow.users.get(user_id)
-        tickets = await _all(
-            uow, sa.select(Ticket).where(col(Ticket.user_id) == user_id).order_by(col(Ticket.id))
-        )
+        tickets = await _owned(uow, Ticket, user_id)
         ticket_ids = [ticket.id for ticket in tickets]
         messages = await _all(
             uow,
@@ -77,12 +81,7 @@ async def export_user(database: DatabaseDep, _: Admin, user_id: Id) -> UserExpor
         )
         return UserExport(
             user=UserOut.model_validate(user),
-            conversation_messages=await _all(
-                uow,
-                sa.select(ConversationMessage)
-                .where(col(ConversationMessage.user_id) == user_id)
-                .order_by(col(ConversationMessage.id)),
-            ),
+            conversation_messages=await _owned(uow, ConversationMessage, user_id),
             tickets=[
                 TicketDetail(
                     **TicketOut.model_validate(ticket).model_dump(),
@@ -94,28 +93,10 @@ async def export_user(database: DatabaseDep, _: Admin, user_id: Id) -> UserExpor
                 )
                 for ticket in tickets
             ],
-            appointments=await _all(
-                uow,
-                sa.select(Appointment)
-                .where(col(Appointment.user_id) == user_id)
-                .order_by(col(Appointment.id)),
-            ),
-            payments=await _all(
-                uow,
-                sa.select(Payment).where(col(Payment.user_id) == user_id).order_by(col(Payment.id)),
-            ),
-            credit_changes=await _all(
-                uow,
-                sa.select(CreditChange)
-                .where(col(CreditChange.user_id) == user_id)
-                .order_by(col(CreditChange.id)),
-            ),
-            outbox=await _all(
-                uow,
-                sa.select(OutboxMessage)
-                .where(col(OutboxMessage.user_id) == user_id)
-                .order_by(col(OutboxMessage.id)),
-            ),
+            appointments=await _owned(uow, Appointment, user_id),
+            payments=await _owned(uow, Payment, user_id),
+            credit_changes=await _owned(uow, CreditChange, user_id),
+            outbox=await _owned(uow, OutboxMessage, user_id),
             audit_log=await _all(
                 uow,
                 sa.select(AuditEntry)
