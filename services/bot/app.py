@@ -1,9 +1,10 @@
-"""The app factory: the webhook, health and metrics routes over one Database and one Bot,
-both owned by the caller (the runner, or a test)."""
+"""The app factory: the webhook, health and metrics routes and the outbox's delivery loop
+over one Database and one Bot, both owned by the caller (the runner, or a test)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiogram import Bot, Dispatcher, Router
 from aiohttp import web
@@ -13,18 +14,20 @@ from services.core.db import Database
 from . import health
 from .handlers import create_router
 from .metrics import BotMetrics
+from .outbox import OutboxLimits, OutboxWorker
 from .processing import UpdateProcessor
 from .settings import BotSettings
 from .throttle import Throttle
 from .webhook import WebhookHandler
 
 DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
+PROCESSOR_KEY = web.AppKey("processor", UpdateProcessor)
 
 
-def create_dispatcher(routers: Sequence[Router] | None = None) -> Dispatcher:
+def create_dispatcher(settings: BotSettings, routers: Sequence[Router] = ()) -> Dispatcher:
     """The handlers; tests put routers of their own first."""
     dispatcher = Dispatcher()
-    dispatcher.include_routers(*(routers if routers is not None else [create_router()]))
+    dispatcher.include_routers(*routers, create_router(settings))
     return dispatcher
 
 
@@ -35,11 +38,40 @@ def create_app(
     metrics: BotMetrics,
     dispatcher: Dispatcher | None = None,
 ) -> web.Application:
-    dispatcher = dispatcher or create_dispatcher()
+    dispatcher = dispatcher or create_dispatcher(settings)
     throttle = Throttle(settings.throttle_per_minute, settings.throttle_burst)
-    processor = UpdateProcessor(database, dispatcher, bot, throttle)
-    webhook = WebhookHandler(settings.webhook_secret.get_secret_value(), bot, processor, metrics)
     app = web.Application()
+    worker = None
+    if settings.outbox_delivery:
+        worker = OutboxWorker(database, bot, metrics, outbox_limits(settings))
+        app.cleanup_ctx.append(_delivering(worker))
+    processor = UpdateProcessor(
+        database, dispatcher, bot, throttle, worker.wake if worker else lambda: None
+    )
+    webhook = WebhookHandler(settings.webhook_secret.get_secret_value(), bot, processor, metrics)
     app[DISPATCHER_KEY] = dispatcher
+    app[PROCESSOR_KEY] = processor
     app.add_routes([web.post(settings.webhook_path, webhook.handle), *health.routes(database)])
     return app
+
+
+def outbox_limits(settings: BotSettings) -> OutboxLimits:
+    return OutboxLimits(
+        per_second=settings.outbox_per_second,
+        chat_interval=settings.outbox_chat_interval,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+
+
+def _delivering(worker: OutboxWorker) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def delivering(app: web.Application) -> AsyncIterator[None]:
+        """Delivers the outbox while the app runs. aiohttp cleans up after the updates in
+        flight have finished, so their messages are queued before the loop stops; the batch
+        in hand is finished then."""
+        stopping = asyncio.Event()
+        task = asyncio.create_task(worker.run(stopping))
+        yield
+        stopping.set()
+        await task
+
+    return delivering

@@ -1,17 +1,21 @@
 """The bot's commands. Handlers get the update's unit of work (`uow`), the user's row id
-(`user_id`), their catalogue (`language`) and the reply collector (`replies`) from
-processing.py; they never send anything themselves."""
+(`user_id`, None outside private chats), their catalogue (`language`) and the reply collector
+(`replies`) from processing.py; they never call the Bot API themselves, except to create a
+support topic (support.py). Each flow has its own router: booking.py, payments.py and
+support.py."""
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
 from services.core.db import UnitOfWork
 
+from . import booking, payments, support
 from .profile import load_profile
 from .replies import Replies
+from .settings import BotSettings
 from .texts import Text, commands, text
 
 
@@ -52,11 +56,17 @@ async def unknown(message: Message, replies: Replies, language: str) -> None:
     replies.add(message.chat.id, text(language, Text.UNKNOWN))
 
 
-def create_router() -> Router:
+def create_router(settings: BotSettings) -> Router:
     """A new router each time: aiogram attaches a router to one dispatcher only."""
     router = Router(name="commands")
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
     router.message.register(profile, Command("profile"))
-    router.message.register(unknown)
+    router.include_routers(
+        booking.router(settings), payments.router(settings), support.router(settings)
+    )
+    # Last: aiogram tries a router's own handlers before its sub-routers'.
+    fallback = Router(name="fallback")
+    fallback.message.register(unknown, F.chat.type == "private")
+    router.include_router(fallback)
     return router

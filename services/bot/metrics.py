@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -17,6 +17,8 @@ class Outcome(StrEnum):
     FAILED = "failed"  # a handler raised: 500, Telegram redelivers
     UNAVAILABLE = "unavailable"  # the database is down: 503, Telegram redelivers
     REJECTED = "rejected"  # wrong secret or not an Update: never reaches a handler
+    # The database refused the update's data (an over-long text): recorded, not retried.
+    INVALID = "invalid"
 
 
 class BotMetrics:
@@ -45,5 +47,15 @@ class BotMetrics:
             "bot_outbox_messages",
             "Outbox deliveries by result (sent, retried, failed)",
             ["result"],
+            registry=registry,
+        )
+        self.outbox_depth = Gauge(
+            "bot_outbox_pending",
+            "Outbox messages waiting to be sent (read every few seconds by the delivery loop)",
+            registry=registry,
+        )
+        self.outbox_oldest = Gauge(
+            "bot_outbox_oldest_pending_age_seconds",
+            "Age of the oldest outbox message waiting to be sent; 0 when none waits",
             registry=registry,
         )

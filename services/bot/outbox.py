@@ -4,7 +4,8 @@ within Telegram's rate limits, with retries.
 Each batch is claimed in a short transaction that moves the rows' available_at a lease into
 the future, then sent, then marked in another transaction. A bot that dies in between sends
 those rows again once the lease runs out: delivery is at least once, never lost. The outbox
-is polled: LISTEN/NOTIFY does not work through PgBouncer in transaction mode.
+is polled (LISTEN/NOTIFY does not work through PgBouncer in transaction mode), and woken at
+once when this process queued something itself.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class OutboxLimits:
     lease_seconds: float = 120.0
     # Transient failures (network, Telegram's 5xx) before a message is given up.
     max_attempts: int = 5
+    # Seconds between two readings of the outbox's depth and oldest age for /metrics.
+    gauge_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,16 @@ def _methods() -> dict[str, type[TelegramMethod[Any]]]:
     return found
 
 
+async def _either(*events: asyncio.Event) -> None:
+    """Waits until one of the events is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 def _call(method: str, payload: dict[str, Any]) -> TelegramMethod[Any]:
     model = _methods().get(method.lower())
     if model is None:
@@ -95,12 +108,23 @@ class OutboxWorker:
         self._limits = limits
         self._next_any = 0.0
         self._next_in_chat: dict[int, float] = {}
+        self._woken = asyncio.Event()
+        self._next_gauge = 0.0
+
+    def wake(self) -> None:
+        """Something was queued: deliver now rather than at the next poll."""
+        self._woken.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Delivers until `stopping` is set; the batch in hand is finished first."""
+        loop = asyncio.get_running_loop()
         while not stopping.is_set():
+            self._woken.clear()
             try:
                 delivered = await self.deliver_due()
+                if loop.time() >= self._next_gauge:
+                    self._next_gauge = loop.time() + self._limits.gauge_seconds
+                    await self.measure()
             except DatabaseUnavailable as error:
                 log.warning("outbox: database unavailable (%s)", error)
                 delivered = 0
@@ -110,7 +134,19 @@ class OutboxWorker:
                 delivered = 0
             if not delivered:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self._limits.poll_seconds)
+                    async with asyncio.timeout(self._limits.poll_seconds):
+                        await _either(stopping, self._woken)
+
+    async def measure(self) -> None:
+        """Reads the outbox's depth and the age of its oldest pending message."""
+        oldest = sa.func.now() - sa.func.min(col(OutboxMessage.created_at))
+        query = sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.extract("epoch", oldest), 0)
+        ).where(col(OutboxMessage.status) == OutboxStatus.PENDING)
+        async with self._database.unit_of_work() as uow:
+            depth, age = (await uow.session.execute(query)).one()
+        self._metrics.outbox_depth.set(depth)
+        self._metrics.outbox_oldest.set(float(age))
 
     async def deliver_due(self) -> int:
         """Claims and delivers one batch of due messages; returns how many it claimed.

@@ -7,27 +7,30 @@ redelivers the update. After it, a redelivery finds the update id recorded and d
 so a reply goes out at most once; the price is that a crash between commit and send loses
 that reply, which the user notices and repeats. The outbound message is logged in the same
 transaction (what the bot answered to this update), so the log never depends on Telegram
-being reachable. Messages that must not be lost (staff replies, reminders) go through the
-outbox instead.
+being reachable. A reply Telegram refuses with 429 goes to the outbox, which sends it after
+retry_after; messages that must not be lost (staff replies, reminders) go through the outbox
+from the start.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 
 import sqlalchemy as sa
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
-from aiogram.types import Chat, Update
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.types import CallbackQuery, Chat, Message, Update
 from aiogram.types import User as TelegramUser
 from sqlmodel import col
 
 from services.core.db import Database, UnitOfWork
-from services.core.errors import DatabaseUnavailable
+from services.core.errors import DatabaseUnavailable, InvalidInput
 from services.core.schema import Direction, User
 
 from .metrics import Outcome
-from .replies import Replies
+from .replies import Call, Replies
 from .texts import Text, language_of, text
 from .throttle import Throttle, Verdict
 
@@ -50,37 +53,67 @@ def _sender(update: Update) -> TelegramUser | None:
 
 
 def _chat(update: Update) -> Chat | None:
+    """The chat the update happened in: a message's, or a pressed button's message's."""
     try:
-        chat = getattr(update.event, "chat", None)
+        event: object = update.event
     except LookupError:
         return None
+    if isinstance(event, CallbackQuery):
+        event = event.message
+    chat = getattr(event, "chat", None)
     return chat if isinstance(chat, Chat) else None
+
+
+def _chat_of(call: Call) -> int | None:
+    chat_id = getattr(call, "chat_id", None)
+    return chat_id if isinstance(chat_id, int) else None
 
 
 class UpdateProcessor:
     def __init__(
-        self, database: Database, dispatcher: Dispatcher, bot: Bot, throttle: Throttle
+        self,
+        database: Database,
+        dispatcher: Dispatcher,
+        bot: Bot,
+        throttle: Throttle,
+        outbox_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._database = database
         self._dispatcher = dispatcher
         self._bot = bot
         self._throttle = throttle
+        # Called after a commit that queued outbox messages (the delivery loop's wake-up).
+        self._outbox_queued = outbox_queued
 
     async def process(self, update: Update) -> Outcome:
         """Applies the update once and sends its replies. Raises DatabaseUnavailable when the
         database is down and whatever a handler raised; nothing is written then."""
         replies = Replies()
-        async with self._database.unit_of_work() as uow:
-            if not await uow.updates.record(update.update_id):
-                return Outcome.DUPLICATE
-            outcome = await self._apply(uow, update, replies)
-        await self._send(replies)
+        try:
+            async with self._database.unit_of_work() as uow:
+                if not await uow.updates.record(update.update_id):
+                    return Outcome.DUPLICATE
+                outcome = await self._apply(uow, update, replies)
+                queued = uow.outbox.queued
+        except InvalidInput as error:
+            # Data the schema refuses is refused again on every redelivery: the update is
+            # recorded as done, so Telegram stops sending it, and nothing else is kept.
+            log.warning("update %s refused: %s", update.update_id, error)
+            async with self._database.unit_of_work() as uow:
+                await uow.updates.record(update.update_id)
+            return Outcome.INVALID
+        if queued:
+            self._outbox_queued()
+        await self._send(list(replies))
         return outcome
 
     async def _apply(self, uow: UnitOfWork, update: Update, replies: Replies) -> Outcome:
         sender = _sender(update)
+        chat = _chat(update)
         user_id = None
-        if sender is not None:
+        # Users are the people who talk to the bot in private; a staff group's members
+        # (support topics) are not registered as users by writing there.
+        if sender is not None and (chat is None or chat.type == "private"):
             user_id = await uow.users.upsert(
                 sender.id,
                 first_name=sender.first_name,
@@ -89,7 +122,7 @@ class UpdateProcessor:
                 language_code=sender.language_code,
             )
         message = update.message
-        if message is not None and user_id is not None:
+        if isinstance(message, Message) and user_id is not None:
             await uow.messages.log(
                 user_id,
                 Direction.IN,
@@ -106,26 +139,51 @@ class UpdateProcessor:
             )
         else:
             outcome = Outcome.THROTTLED
-            chat = _chat(update)
             if verdict is Verdict.WARN and chat is not None:
                 replies.add(chat.id, text(language, Text.SLOW_DOWN))
         if user_id is not None:
-            for reply in replies:
+            for said in replies.texts():
                 await uow.messages.log(
-                    user_id, Direction.OUT, reply.text, context={"update_id": update.update_id}
+                    user_id, Direction.OUT, said, context={"update_id": update.update_id}
                 )
         return outcome
 
-    async def _send(self, replies: Replies) -> None:
-        for reply in replies:
+    async def _send(self, calls: list[Call]) -> None:
+        for index, call in enumerate(calls):
             try:
-                await self._bot.send_message(reply.chat_id, reply.text)
+                await self._bot(call)
+            except TelegramRetryAfter as error:
+                # Telegram asks to wait: this call and the ones after it (their order kept)
+                # go to the outbox, which makes them after retry_after.
+                await self._defer(calls[index:], error.retry_after)
+                return
             except TelegramForbiddenError:
-                await self._deactivate(reply.chat_id)
+                chat_id = _chat_of(call)
+                if chat_id is not None:
+                    await self._deactivate(chat_id)
             except TelegramAPIError as error:
                 # Committed already: a redelivery would not resend it, so answering Telegram
                 # with an error would only cost a retry. The call counter shows the failure.
-                log.warning("reply to chat %s not sent: %s", reply.chat_id, error)
+                log.warning("%s to chat %s failed: %s", call.__api_method__, _chat_of(call), error)
+
+    async def _defer(self, calls: list[Call], retry_after: int) -> None:
+        # Logged as sent with the update already, so queued without a user id: the outbox
+        # logs only what it sends on its own account. Callback and pre-checkout answers are
+        # not deferred: Telegram forgets the query within seconds.
+        deferred = [(chat_id, call) for call in calls if (chat_id := _chat_of(call)) is not None]
+        try:
+            async with self._database.unit_of_work() as uow:
+                for chat_id, call in deferred:
+                    await uow.outbox.enqueue_call(
+                        chat_id,
+                        call.__api_method__,
+                        call.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+                        delay=timedelta(seconds=retry_after),
+                    )
+        except DatabaseUnavailable as error:
+            log.warning("%d replies lost to a 429 and a database outage: %s", len(calls), error)
+            return
+        self._outbox_queued()
 
     async def _deactivate(self, chat_id: int) -> None:
         """The user blocked the bot: marked inactive (writing again reactivates them)."""

@@ -1,24 +1,34 @@
-"""Replies a handler wants sent. They are collected during the update's transaction and go
-out only after it commits (see processing.py for why)."""
+"""Bot API calls a handler wants made. They are collected during the update's transaction
+and made only after it commits (see processing.py for why)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import Any
 
+from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
+from aiogram.types import InlineKeyboardMarkup
 
-@dataclass(frozen=True)
-class Reply:
-    chat_id: int
-    text: str
+Call = TelegramMethod[Any]
 
 
 class Replies:
     def __init__(self) -> None:
-        self._items: list[Reply] = []
+        self._calls: list[Call] = []
 
-    def add(self, chat_id: int, text: str) -> None:
-        self._items.append(Reply(chat_id, text))
+    def add(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        """A message to the chat."""
+        self._calls.append(SendMessage(chat_id=chat_id, text=text, reply_markup=markup))
 
-    def __iter__(self) -> Iterator[Reply]:
-        return iter(self._items)
+    def call(self, method: Call) -> None:
+        """Any other Bot API call: an edit, a callback answer, an invoice."""
+        self._calls.append(method)
+
+    def __iter__(self) -> Iterator[Call]:
+        return iter(self._calls)
+
+    def texts(self) -> Iterator[str]:
+        """What the user will read: the texts of the messages sent and edited, for the log."""
+        for call in self._calls:
+            if isinstance(call, SendMessage | EditMessageText) and call.text:
+                yield call.text

@@ -1,6 +1,6 @@
-"""The process lifecycle: open the pool and the Bot API session, serve the webhook, register
-it, deliver the outbox, and on SIGTERM stop taking updates, finish those in flight and the
-outbox batch in hand, close everything."""
+"""The process lifecycle: open the pool and the Bot API session, serve the webhook (and the
+outbox's delivery loop, see app.py), register it, and on SIGTERM stop taking updates, finish
+those in flight and the outbox batch in hand, close everything."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from services.core.settings import DatabaseSettings
 
 from .app import DISPATCHER_KEY, create_app
 from .metrics import BotMetrics
-from .outbox import OutboxLimits, OutboxWorker
 from .settings import BotSettings
 from .telegram import create_bot
 from .webhook import register_webhook
@@ -45,10 +44,6 @@ async def run(settings: BotSettings) -> None:
         await runner.setup()
         await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
         log.info("bot webhook listening on %s", settings.webhook_url)
-        delivery = None
-        if settings.outbox_delivery:
-            worker = OutboxWorker(database, bot, metrics, _limits(settings))
-            delivery = asyncio.create_task(worker.run(stopping))
         registration = None
         if settings.set_webhook:
             allowed = app[DISPATCHER_KEY].resolve_used_update_types()
@@ -60,20 +55,10 @@ async def run(settings: BotSettings) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await registration
         await runner.cleanup()
-        if delivery is not None:
-            await delivery  # it finishes the batch in hand once `stopping` is set
     finally:
         await bot.session.close()
         await database.dispose()
     log.info("stopped")
-
-
-def _limits(settings: BotSettings) -> OutboxLimits:
-    return OutboxLimits(
-        per_second=settings.outbox_per_second,
-        chat_interval=settings.outbox_chat_interval,
-        poll_seconds=settings.outbox_poll_seconds,
-    )
 
 
 async def _register(bot: Bot, settings: BotSettings, allowed: list[str]) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import time
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.settings import DEV_SECRET, AppSettings, Environment, InsecureSettingsError
@@ -16,10 +19,16 @@ DEV_TOKEN = "1000000001:local-dev-token-not-a-secret"
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
+class Mode(StrEnum):
+    WEBHOOK = "webhook"  # production: Telegram POSTs updates to the webhook server
+    POLLING = "polling"  # development behind NAT: the bot asks with getUpdates
+
+
 class BotSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOT_", env_file=None, extra="ignore", frozen=True)
 
     token: SecretStr = SecretStr(DEV_TOKEN)
+    mode: Mode = Mode.WEBHOOK
     # Base URL of the Bot API; the local stand-in by default, https://api.telegram.org in
     # production.
     api_url: str = "http://127.0.0.1:27433"
@@ -47,11 +56,45 @@ class BotSettings(BaseSettings):
     outbox_delivery: bool = True
     # Seconds SIGTERM waits for updates in flight before the server closes.
     shutdown_timeout: float = Field(30.0, gt=0)
+    # Support: the staff group (a forum supergroup, id -100...) where each user's tickets get
+    # a topic; unset, tickets are answered through the admin API only.
+    staff_chat_id: int | None = Field(None, lt=0)
+    # Bookings: business hours in the business's time zone, one slot length, how many days
+    # ahead /book offers, how many upcoming bookings one user may hold, and how long before
+    # an appointment its reminder goes out.
+    booking_timezone: str = "UTC"
+    booking_opens: time = time(9, 0)
+    booking_closes: time = time(18, 0)
+    booking_slot_minutes: int = Field(60, ge=5, le=24 * 60)
+    booking_days: int = Field(7, ge=1, le=60)
+    booking_max_per_user: int = Field(3, ge=1)
+    booking_reminder_minutes: int = Field(60, ge=1)
+    # Polling mode: seconds one getUpdates waits for updates (Telegram's long polling).
+    polling_timeout: int = Field(25, ge=0, le=50)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.booking_timezone)
+
+    @field_validator("booking_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name") from error
+        return value
 
     @property
     def webhook_url(self) -> str:
         base = self.public_url or f"http://{self.webhook_host}:{self.webhook_port}"
         return base.rstrip("/") + self.webhook_path
+
+    @model_validator(mode="after")
+    def _hours(self) -> BotSettings:
+        if self.booking_closes <= self.booking_opens:
+            raise ValueError("BOT_BOOKING_CLOSES must be later than BOT_BOOKING_OPENS")
+        return self
 
     @model_validator(mode="after")
     def _secrets(self) -> BotSettings:

@@ -20,6 +20,45 @@ class Text(StrEnum):
     BOOKING = "booking"
     UNKNOWN = "unknown"
     SLOW_DOWN = "slow_down"
+    # Bookings
+    COMMAND_BOOK = "command_book"
+    COMMAND_MY = "command_my"
+    BOOK_CHOOSE = "book_choose"
+    BOOK_NONE = "book_none"
+    BOOK_DONE = "book_done"
+    BOOK_TAKEN = "book_taken"
+    BOOK_GONE = "book_gone"
+    BOOK_LIMIT = "book_limit"
+    MY_LIST = "my_list"
+    MY_NONE = "my_none"
+    CANCEL_BUTTON = "cancel_button"
+    CANCELLED = "cancelled"
+    CANCEL_GONE = "cancel_gone"
+    REMINDER = "reminder"
+    # Support (to the user)
+    COMMAND_SUPPORT = "command_support"
+    COMMAND_CLOSE = "command_close"
+    SUPPORT_OPENED = "support_opened"
+    SUPPORT_RECEIVED = "support_received"
+    SUPPORT_REPLY = "support_reply"
+    SUPPORT_IN_PROGRESS = "support_in_progress"
+    SUPPORT_RESOLVED = "support_resolved"
+    SUPPORT_CLOSED = "support_closed"
+    SUPPORT_NO_TICKET = "support_no_ticket"
+    # Support (in the staff group)
+    STAFF_NEW_TICKET = "staff_new_ticket"
+    STAFF_UNKNOWN = "staff_unknown"
+    STAFF_NO_TICKET = "staff_no_ticket"
+    STAFF_ASSIGNED = "staff_assigned"
+    STAFF_STATUS = "staff_status"
+    # Credits and payments
+    COMMAND_BUY = "command_buy"
+    BUY_CHOOSE = "buy_choose"
+    BUY_NONE = "buy_none"
+    PRODUCT_BUTTON = "product_button"
+    PRODUCT_GONE = "product_gone"
+    CHECKOUT_CHANGED = "checkout_changed"
+    PAID = "paid"
 
 
 ENGLISH = {
@@ -34,6 +73,49 @@ ENGLISH = {
     Text.BOOKING: "- {starts_at:%Y-%m-%d %H:%M} UTC ({status})",
     Text.UNKNOWN: "Sorry, I did not understand that. Send /help to see what I can do.",
     Text.SLOW_DOWN: "You are sending messages too fast. Please wait a moment and try again.",
+    Text.COMMAND_BOOK: "book an appointment",
+    Text.COMMAND_MY: "your bookings",
+    Text.BOOK_CHOOSE: "Choose a time ({zone}):",
+    Text.BOOK_NONE: "There are no free times in the next {days} days. Please try again later.",
+    Text.BOOK_DONE: "Booked: {starts_at:%d.%m.%Y %H:%M} ({zone}). I will remind you before it "
+    "starts; /my shows your bookings.",
+    Text.BOOK_TAKEN: "Sorry, that time was just taken. These times are free now ({zone}):",
+    Text.BOOK_GONE: "That time can no longer be booked. Send /book to see the free times.",
+    Text.BOOK_LIMIT: "You already have {count} upcoming bookings, the most allowed. Cancel one "
+    "in /my first.",
+    Text.MY_LIST: "Your upcoming bookings ({zone}):\n{bookings}",
+    Text.MY_NONE: "You have no upcoming bookings. Send /book to make one.",
+    Text.CANCEL_BUTTON: "Cancel {starts_at:%d.%m %H:%M}",
+    Text.CANCELLED: "Cancelled: {starts_at:%d.%m.%Y %H:%M} ({zone}).",
+    Text.CANCEL_GONE: "This booking is not active any more.",
+    Text.REMINDER: "Reminder: your appointment is at {starts_at:%d.%m.%Y %H:%M} ({zone}).",
+    Text.COMMAND_SUPPORT: "write to support",
+    Text.COMMAND_CLOSE: "close your support ticket",
+    Text.SUPPORT_OPENED: "Ticket #{ticket} is open. Write your question here; our staff will "
+    "answer in this chat. /close closes the ticket.",
+    Text.SUPPORT_RECEIVED: "Sent to support (ticket #{ticket}).",
+    Text.SUPPORT_REPLY: "Support, ticket #{ticket}:\n{text}",
+    Text.SUPPORT_IN_PROGRESS: "Ticket #{ticket}: {staff} is working on it.",
+    Text.SUPPORT_RESOLVED: "Ticket #{ticket} is resolved: {solution}\nWrite here if you still "
+    "need help.",
+    Text.SUPPORT_CLOSED: "Ticket #{ticket} is closed. {solution}",
+    Text.SUPPORT_NO_TICKET: "You have no open ticket. Send /support to open one.",
+    Text.STAFF_NEW_TICKET: "Ticket #{ticket} from {name} (Telegram id {telegram_id}, language "
+    "{language}). Reply in this topic to answer; /assign, /resolve <solution>, "
+    "/close <solution>.",
+    Text.STAFF_UNKNOWN: "You are not registered as staff. An admin can add your Telegram id "
+    "{telegram_id} with the admin API.",
+    Text.STAFF_NO_TICKET: "This user has no open ticket; nothing was sent.",
+    Text.STAFF_ASSIGNED: "Ticket #{ticket} is assigned to {staff}.",
+    Text.STAFF_STATUS: "Ticket #{ticket} is {status}; the user was told.",
+    Text.COMMAND_BUY: "buy credits",
+    Text.BUY_CHOOSE: "Choose a package:",
+    Text.BUY_NONE: "Nothing is for sale right now.",
+    Text.PRODUCT_BUTTON: "{title}: {credits} credits for {price} ⭐",
+    Text.PRODUCT_GONE: "This package is not for sale any more. Send /buy to see what is.",
+    Text.CHECKOUT_CHANGED: "This package changed since the invoice was sent. Send /buy for a new "
+    "one; you were not charged.",
+    Text.PAID: "Payment received: {credits} credits added. Your balance: {balance}.",
 }
 
 RUSSIAN = {
@@ -49,6 +131,49 @@ RUSSIAN = {
     Text.BOOKING: "- {starts_at:%Y-%m-%d %H:%M} UTC ({status})",
     Text.UNKNOWN: "Извините, я не понял. Отправьте /help, чтобы узнать, что я умею.",
     Text.SLOW_DOWN: "Вы отправляете сообщения слишком часто. Подождите немного и попробуйте снова.",
+    Text.COMMAND_BOOK: "записаться",
+    Text.COMMAND_MY: "ваши записи",
+    Text.BOOK_CHOOSE: "Выберите время ({zone}):",
+    Text.BOOK_NONE: "В ближайшие {days} дн. свободного времени нет. Попробуйте позже.",
+    Text.BOOK_DONE: "Вы записаны: {starts_at:%d.%m.%Y %H:%M} ({zone}). Я напомню перед началом; "
+    "/my покажет ваши записи.",
+    Text.BOOK_TAKEN: "Извините, это время только что заняли. Сейчас свободно ({zone}):",
+    Text.BOOK_GONE: "На это время записаться уже нельзя. Отправьте /book, чтобы увидеть "
+    "свободное время.",
+    Text.BOOK_LIMIT: "У вас уже {count} предстоящих записей, больше нельзя. Сначала отмените "
+    "одну в /my.",
+    Text.MY_LIST: "Ваши предстоящие записи ({zone}):\n{bookings}",
+    Text.MY_NONE: "У вас нет предстоящих записей. Отправьте /book, чтобы записаться.",
+    Text.CANCEL_BUTTON: "Отменить {starts_at:%d.%m %H:%M}",
+    Text.CANCELLED: "Запись отменена: {starts_at:%d.%m.%Y %H:%M} ({zone}).",
+    Text.CANCEL_GONE: "Эта запись уже не действует.",
+    Text.REMINDER: "Напоминание: ваша запись {starts_at:%d.%m.%Y в %H:%M} ({zone}).",
+    Text.COMMAND_SUPPORT: "написать в поддержку",
+    Text.COMMAND_CLOSE: "закрыть обращение",
+    Text.SUPPORT_OPENED: "Обращение №{ticket} открыто. Напишите свой вопрос здесь; сотрудники "
+    "ответят в этом чате. /close закрывает обращение.",
+    Text.SUPPORT_RECEIVED: "Отправлено в поддержку (обращение №{ticket}).",
+    Text.SUPPORT_REPLY: "Поддержка, обращение №{ticket}:\n{text}",
+    Text.SUPPORT_IN_PROGRESS: "Обращение №{ticket}: им занимается {staff}.",
+    Text.SUPPORT_RESOLVED: "Обращение №{ticket} решено: {solution}\nНапишите сюда, если помощь "
+    "всё ещё нужна.",
+    Text.SUPPORT_CLOSED: "Обращение №{ticket} закрыто. {solution}",
+    Text.SUPPORT_NO_TICKET: "У вас нет открытого обращения. Отправьте /support, чтобы открыть.",
+    Text.STAFF_NEW_TICKET: "Обращение №{ticket} от {name} (Telegram id {telegram_id}, язык "
+    "{language}). Ответьте в этой теме; /assign, /resolve <решение>, /close <решение>.",
+    Text.STAFF_UNKNOWN: "Вы не зарегистрированы как сотрудник. Администратор может добавить ваш "
+    "Telegram id {telegram_id} через admin API.",
+    Text.STAFF_NO_TICKET: "У пользователя нет открытого обращения; ничего не отправлено.",
+    Text.STAFF_ASSIGNED: "Обращение №{ticket} назначено: {staff}.",
+    Text.STAFF_STATUS: "Обращение №{ticket}: {status}; пользователь уведомлён.",
+    Text.COMMAND_BUY: "купить кредиты",
+    Text.BUY_CHOOSE: "Выберите пакет:",
+    Text.BUY_NONE: "Сейчас ничего не продаётся.",
+    Text.PRODUCT_BUTTON: "{title}: {credits} кредитов за {price} ⭐",
+    Text.PRODUCT_GONE: "Этот пакет больше не продаётся. Отправьте /buy, чтобы увидеть, что есть.",
+    Text.CHECKOUT_CHANGED: "Пакет изменился после отправки счёта. Отправьте /buy за новым; "
+    "деньги не списаны.",
+    Text.PAID: "Оплата получена: добавлено {credits} кредитов. Ваш баланс: {balance}.",
 }
 
 CATALOGUES = {"en": ENGLISH, "ru": RUSSIAN}
@@ -69,6 +194,11 @@ def commands(language: str) -> list[tuple[str, str]]:
     """The command menu: (command, description) in the language's words."""
     return [
         ("start", text(language, Text.COMMAND_START)),
+        ("book", text(language, Text.COMMAND_BOOK)),
+        ("my", text(language, Text.COMMAND_MY)),
+        ("buy", text(language, Text.COMMAND_BUY)),
+        ("support", text(language, Text.COMMAND_SUPPORT)),
+        ("close", text(language, Text.COMMAND_CLOSE)),
         ("profile", text(language, Text.COMMAND_PROFILE)),
         ("help", text(language, Text.COMMAND_HELP)),
     ]

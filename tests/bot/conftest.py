@@ -16,7 +16,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from services.bot.app import create_app, create_dispatcher
-from services.bot.handlers import create_router
 from services.bot.metrics import BotMetrics
 from services.bot.settings import BotSettings
 from services.bot.telegram import create_bot
@@ -110,7 +109,7 @@ async def start_bot(server: TelegramServer, database: Database) -> AsyncIterator
         metrics = BotMetrics(database.metrics.registry)
         bot = create_bot(settings, metrics)
         bots.append(bot)
-        dispatcher = create_dispatcher([*routers, create_router()])
+        dispatcher = create_dispatcher(settings, routers)
         runner = web.AppRunner(create_app(settings, database, bot, metrics, dispatcher))
         await runner.setup()
         runners.append(runner)

@@ -1,15 +1,22 @@
 """The outbox: Bot API calls other services want made, delivered later by the bot."""
 
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
-from ..schema import OutboxMessage
-from .base import Repository, checked
+from ..schema import OutboxMessage, OutboxStatus
+from .base import Repository, Transaction, checked
 
 
 class OutboxRepository(Repository):
+    def __init__(self, transaction: Transaction) -> None:
+        super().__init__(transaction)
+        # Messages queued in this transaction: the bot wakes its delivery loop after commit.
+        self.queued = 0
+
     async def enqueue(
         self,
         chat_id: int,
@@ -17,26 +24,62 @@ class OutboxRepository(Repository):
         *,
         user_id: int | None = None,
         dedup_key: str | None = None,
-        method: str = "sendMessage",
+        delay: timedelta | None = None,
         extra: dict[str, Any] | None = None,
     ) -> int | None:
         """Queues a message in the caller's transaction, so it is sent only if the change that
         caused it commits. Returns the outbox id, or None when `dedup_key` was queued before."""
+        payload = {"chat_id": chat_id, "text": text, **(extra or {})}
+        return await self.enqueue_call(
+            chat_id, "sendMessage", payload, user_id=user_id, dedup_key=dedup_key, delay=delay
+        )
+
+    async def enqueue_call(
+        self,
+        chat_id: int,
+        method: str,
+        payload: dict[str, Any],
+        *,
+        user_id: int | None = None,
+        dedup_key: str | None = None,
+        delay: timedelta | None = None,
+    ) -> int | None:
+        """Queues any Bot API call (`payload` is its parameters), not before `delay` from now."""
         message = checked(
             OutboxMessage,
             chat_id=chat_id,
             user_id=user_id,
             method=method,
-            payload={"chat_id": chat_id, "text": text, **(extra or {})},
+            payload=payload,
             dedup_key=dedup_key,
         )
+        columns = {"chat_id", "user_id", "method", "payload", "dedup_key"}
+        values = message.model_dump(include=columns)
+        if delay is not None:
+            values["available_at"] = sa.func.now() + delay
         statement = (
             insert(OutboxMessage)
-            .values(
-                message.model_dump(include={"chat_id", "user_id", "method", "payload", "dedup_key"})
-            )
+            .values(values)
             .on_conflict_do_nothing(index_elements=[col(OutboxMessage.dedup_key)])
             .returning(col(OutboxMessage.id))
         )
         outbox_id = (await self.session.execute(statement)).scalar_one_or_none()
-        return None if outbox_id is None else int(outbox_id)
+        if outbox_id is None:
+            return None
+        self.queued += 1
+        return int(outbox_id)
+
+    async def withdraw(self, dedup_key: str) -> bool:
+        """Takes back a message not sent yet (a reminder of a cancelled booking); False when
+        it was sent already or never queued."""
+        withdrawn = await self.session.execute(
+            sa.update(OutboxMessage)
+            .where(
+                col(OutboxMessage.dedup_key) == dedup_key,
+                col(OutboxMessage.status) == OutboxStatus.PENDING,
+            )
+            .values(status=OutboxStatus.WITHDRAWN, last_error="withdrawn")
+            .returning(col(OutboxMessage.id))
+            .execution_options(synchronize_session=False)
+        )
+        return withdrawn.scalar_one_or_none() is not None

@@ -41,6 +41,8 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    # Taken back before it was sent (the reminder of a cancelled booking).
+    WITHDRAWN = "withdrawn"
 
 
 class OutboxMessage(SQLModel, table=True):
