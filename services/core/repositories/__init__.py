@@ -5,6 +5,8 @@ from .base import Transaction
 from .billing import BillingRepository
 from .booking import AppointmentRepository
 from .outbox import OutboxRepository
+from .products import ProductRepository
+from .tickets import TicketRepository
 from .users import MessageRepository, UpdateRepository, UserRepository
 
 
@@ -16,6 +18,8 @@ class Repositories:
         self.appointments = AppointmentRepository(transaction)
         self.billing = BillingRepository(transaction)
         self.outbox = OutboxRepository(transaction)
+        self.products = ProductRepository(transaction)
+        self.tickets = TicketRepository(transaction)
 
 
 __all__ = [
@@ -23,7 +27,9 @@ __all__ = [
     "BillingRepository",
     "MessageRepository",
     "OutboxRepository",
+    "ProductRepository",
     "Repositories",
+    "TicketRepository",
     "UpdateRepository",
     "UserRepository",
 ]
