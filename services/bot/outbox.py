@@ -104,7 +104,7 @@ class OutboxWorker:
     ) -> None:
         self._database = database
         self._bot = bot
-        self._metrics = metrics
+        self.metrics = metrics
         self._limits = limits
         self._next_any = 0.0
         self._next_in_chat: dict[int, float] = {}
@@ -145,8 +145,8 @@ class OutboxWorker:
         ).where(col(OutboxMessage.status) == OutboxStatus.PENDING)
         async with self._database.unit_of_work() as uow:
             depth, age = (await uow.session.execute(query)).one()
-        self._metrics.outbox_depth.set(depth)
-        self._metrics.outbox_oldest.set(float(age))
+        self.metrics.outbox_depth.set(depth)
+        self.metrics.outbox_oldest.set(float(age))
 
     async def deliver_due(self) -> int:
         """Claims and delivers one batch of due messages; returns how many it claimed.
@@ -245,7 +245,7 @@ class OutboxWorker:
                     telegram_message_id=result.message_id if isinstance(result, Message) else None,
                     context={"outbox_id": message.id},
                 )
-        self._metrics.outbox.labels("sent").inc()
+        self.metrics.outbox.labels("sent").inc()
 
     async def _retry(self, message: _Claimed, after_seconds: float, error: str) -> None:
         async with self._database.unit_of_work() as uow:
@@ -258,7 +258,7 @@ class OutboxWorker:
                 )
                 .execution_options(synchronize_session=False)
             )
-        self._metrics.outbox.labels("retried").inc()
+        self.metrics.outbox.labels("retried").inc()
 
     async def _give_up(self, message: _Claimed, error: str, deactivate: bool = False) -> None:
         log.warning("outbox message %s failed: %s", message.id, error)
@@ -282,4 +282,4 @@ class OutboxWorker:
                     .values(is_active=False, updated_at=sa.func.now())
                     .execution_options(synchronize_session=False)
                 )
-        self._metrics.outbox.labels("failed").inc()
+        self.metrics.outbox.labels("failed").inc()

@@ -12,16 +12,14 @@ import logging
 from time import perf_counter
 
 from aiogram import Bot
-from aiogram.types import BotCommand, Update
+from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
-
-from services.core.errors import DatabaseUnavailable
 
 from .metrics import BotMetrics, Outcome
 from .processing import UpdateProcessor, update_type
 from .settings import BotSettings
-from .texts import CATALOGUES, FALLBACK, commands
+from .telegram import publish_commands
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +28,7 @@ STATUS = {
     Outcome.HANDLED: 200,
     Outcome.DUPLICATE: 200,
     Outcome.THROTTLED: 200,
+    Outcome.INVALID: 200,
     Outcome.FAILED: 500,
     Outcome.UNAVAILABLE: 503,
 }
@@ -56,14 +55,7 @@ class WebhookHandler:
             self._metrics.updates.labels("unknown", Outcome.REJECTED).inc()
             return web.Response(status=400, text="not a Telegram update")
         kind = update_type(update)
-        try:
-            outcome = await self._processor.process(update)
-        except DatabaseUnavailable as error:
-            log.warning("update %s not applied, database unavailable: %s", update.update_id, error)
-            outcome = Outcome.UNAVAILABLE
-        except Exception:
-            log.exception("update %s failed; Telegram will redeliver it", update.update_id)
-            outcome = Outcome.FAILED
+        outcome = await self._processor.attempt(update)
         self._metrics.updates.labels(kind, outcome).inc()
         self._metrics.latency.labels(kind).observe(perf_counter() - started)
         return web.Response(status=STATUS[outcome])
@@ -78,7 +70,4 @@ async def register_webhook(bot: Bot, settings: BotSettings, allowed_updates: lis
         allowed_updates=allowed_updates,
         drop_pending_updates=False,
     )
-    for language in CATALOGUES:
-        menu = [BotCommand(command=name, description=about) for name, about in commands(language)]
-        # The fallback language's menu is the default for every language without its own.
-        await bot.set_my_commands(menu, language_code=None if language == FALLBACK else language)
+    await publish_commands(bot)

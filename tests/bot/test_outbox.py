@@ -68,6 +68,21 @@ async def test_messages_arrive_in_order_one_chat_at_a_time(
     assert await worker.deliver_due() == 0  # nothing is sent twice
 
 
+async def test_depth_and_oldest_age_are_measured(
+    worker: OutboxWorker, database: Database, owner: asyncpg.Connection
+) -> None:
+    registry = worker.metrics.registry
+    await _queue(database, ANN, "one", "two")
+    await owner.execute("UPDATE outbox SET created_at = now() - interval '90 seconds'")
+    await worker.measure()
+    assert registry.get_sample_value("bot_outbox_pending") == 2
+    assert 90 <= (registry.get_sample_value("bot_outbox_oldest_pending_age_seconds") or 0) < 120
+    assert await worker.deliver_due() == 2
+    await worker.measure()
+    assert registry.get_sample_value("bot_outbox_pending") == 0
+    assert registry.get_sample_value("bot_outbox_oldest_pending_age_seconds") == 0
+
+
 async def test_too_many_requests_waits_as_long_as_telegram_says(
     worker: OutboxWorker, database: Database, server: TelegramServer, owner: asyncpg.Connection
 ) -> None:
@@ -110,3 +125,29 @@ async def test_run_delivers_until_stopped(
     stopping.set()
     await asyncio.wait_for(running, timeout=5)
     assert [call.params["text"] for call in server.control.calls(ANN)] == ["queued while running"]
+
+
+async def test_a_batch_claimed_by_a_bot_that_died_is_sent_after_its_lease(
+    server: TelegramServer, database: Database, owner: asyncpg.Connection
+) -> None:
+    metrics = BotMetrics(CollectorRegistry())
+    bot = create_bot(BotSettings(token=TOKEN, api_url=server.url), metrics)
+    try:
+        dying = OutboxWorker(database, bot, metrics, OutboxLimits(lease_seconds=1))
+        survivor = OutboxWorker(database, bot, metrics, OutboxLimits())
+        await _queue(database, ANN, "do not lose me")
+        # The first bot claims the message and is killed while Telegram is slow to answer.
+        server.control.inject_fault("sendMessage", "delay", delay=3)
+        claimed = asyncio.create_task(dying.deliver_due())
+        await asyncio.sleep(0.5)
+        claimed.cancel()
+        server.control.clear_faults()
+        assert await _statuses(owner) == ["pending"]
+        assert await survivor.deliver_due() == 0  # still leased to the dead one
+        await asyncio.sleep(1.0)
+        assert await survivor.deliver_due() == 1
+        sent = [call for call in server.control.calls(ANN, "sendMessage") if call.ok]
+        assert [call.params["text"] for call in sent][-1:] == ["do not lose me"]
+        assert await _statuses(owner) == ["sent"]
+    finally:
+        await bot.session.close()

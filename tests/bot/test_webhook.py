@@ -186,3 +186,42 @@ async def test_a_user_who_blocked_the_bot_is_marked_inactive_until_they_write_ag
     server.control.send_text(USER, "/help")
     await eventually(lambda: len(bot.texts(USER)) == 1)
     assert await owner.fetchval(active, USER) is True
+
+
+async def test_a_reply_refused_with_429_is_sent_after_retry_after(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot()
+    server.control.inject_fault("sendMessage", "retry_after", chat_id=USER, retry_after=2)
+    server.control.send_text(USER, "/help")
+    await eventually(lambda: len(bot.texts(USER)) == 1)
+    calls = bot.sent(USER)
+    assert [(call.ok, call.error_code) for call in calls] == [(False, 429), (True, None)]
+    assert calls[1].params["text"] == calls[0].params["text"]
+    assert calls[1].at - calls[0].at >= 2.0
+    assert bot.updates("handled") == 1
+    # Logged once, with the update; the outbox sent it on the update's behalf.
+    outbound = "SELECT count(*) FROM conversation_messages WHERE direction = 'out'"
+    assert await count(owner, outbound) == 1
+    assert await owner.fetchval("SELECT status::text FROM outbox") == "sent"
+
+
+async def test_data_the_database_refuses_is_acknowledged_and_not_redelivered(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot()
+    update = _message(USER, "/start")
+    message = update["message"]
+    assert isinstance(message, dict)
+    message["from"] = {"id": USER, "is_bot": False, "first_name": "A" * 65}  # the column's 64
+    server.control.push_update(update)
+    await eventually(lambda: bot.updates("invalid") == 1)
+    webhook = server.control.bot().webhook
+    assert webhook is not None
+    assert webhook.config.last_error_message is None  # answered 200: Telegram is done with it
+    assert await count(owner, "SELECT count(*) FROM processed_updates") == 1
+    assert await count(owner, "SELECT count(*) FROM users") == 0
+    assert bot.sent(USER) == []
+    # The user's next, valid, update is served as usual.
+    server.control.send_text(USER, "/start", first_name="Ann")
+    await eventually(lambda: len(bot.texts(USER)) == 1)
