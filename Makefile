@@ -4,7 +4,7 @@ UV ?= uv
 STATE_DIR ?= .stack
 
 .PHONY: help install up down status test lint format bench-db migrate backup restore drill \
-	bench-backup admin-key bench-admin
+	bench-backup admin-key bench-admin bench-bot
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,7 +18,8 @@ up: install ## start the stack: Docker Compose if an engine answers, else local 
 		docker compose up -d --wait; \
 	else \
 		echo "No Docker engine: starting the local process stack in $(STATE_DIR)/"; \
-		$(UV) run python -m infra.stack up --state-dir $(STATE_DIR); \
+		$(UV) run python -m infra.stack up --state-dir $(STATE_DIR) && \
+		$(UV) run python -m infra.sandbox --state-dir $(STATE_DIR); \
 	fi
 
 down: ## stop the stack (data is kept)
@@ -46,6 +47,9 @@ format: install ## apply ruff's fixes and formatting
 
 bench-db: install ## per-update transaction through PgBouncer vs pgbench; last line `ratio: X`
 	$(UV) run python -m loadtests.bench_db $(BENCH_ARGS)
+
+bench-bot: install ## updates/s of one bot process: stand-in -> webhook -> bot -> PgBouncer -> PostgreSQL
+	$(UV) run python -m loadtests.bench_bot $(BENCH_ARGS)
 
 admin-key: install ## make an admin API key: `make admin-key ROLE=admin NAME=ops`; key on the last line
 	@test -n "$(ROLE)" -a -n "$(NAME)" || { echo "usage: make admin-key ROLE=viewer|operator|admin NAME=<staff name>"; exit 2; }

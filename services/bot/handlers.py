@@ -36,8 +36,15 @@ async def profile(
     if user_id is None:  # a channel post or a message without a sender
         return
     shown = await load_profile(uow, user_id)
+    hours = await booking.current_hours(uow)
     bookings = "\n".join(
-        text(language, Text.BOOKING, starts_at=booking.starts_at, status=booking.status.value)
+        text(
+            language,
+            Text.BOOKING,
+            starts_at=hours.local(booking.starts_at),
+            zone=hours.timezone,
+            status=booking.status.value,
+        )
         for booking in shown.bookings
     )
     replies.add(

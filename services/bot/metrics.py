@@ -26,13 +26,13 @@ class BotMetrics:
         self.registry = registry
         self.updates = Counter(
             "bot_updates",
-            "Webhook updates by type and outcome",
+            "Updates (by webhook or polling) by type and outcome",
             ["type", "outcome"],
             registry=registry,
         )
         self.latency = Histogram(
             "bot_update_duration_seconds",
-            "Time from receiving an update to answering the webhook, by update type",
+            "Time from receiving an update to answering the webhook (or, polling, processing it)",
             ["type"],
             buckets=LATENCY_BUCKETS,
             registry=registry,

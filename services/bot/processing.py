@@ -64,6 +64,15 @@ def _chat(update: Update) -> Chat | None:
     return chat if isinstance(chat, Chat) else None
 
 
+def _is_payment(update: Update) -> bool:
+    """Telegram's steps of a payment the user started: never throttled, since a pre-checkout
+    query left unanswered fails the payment and a dropped successful_payment loses a charge."""
+    message = update.message
+    return update.pre_checkout_query is not None or (
+        message is not None and message.successful_payment is not None
+    )
+
+
 def _chat_of(call: Call) -> int | None:
     chat_id = getattr(call, "chat_id", None)
     return chat_id if isinstance(chat_id, int) else None
@@ -107,6 +116,18 @@ class UpdateProcessor:
         await self._send(list(replies))
         return outcome
 
+    async def attempt(self, update: Update) -> Outcome:
+        """process(), with a database outage or a handler's error logged and returned as
+        UNAVAILABLE or FAILED: nothing was written, and the update must come again."""
+        try:
+            return await self.process(update)
+        except DatabaseUnavailable as error:
+            log.warning("update %s not applied, database unavailable: %s", update.update_id, error)
+            return Outcome.UNAVAILABLE
+        except Exception:
+            log.exception("update %s failed; it will come again", update.update_id)
+            return Outcome.FAILED
+
     async def _apply(self, uow: UnitOfWork, update: Update, replies: Replies) -> Outcome:
         sender = _sender(update)
         chat = _chat(update)
@@ -132,10 +153,19 @@ class UpdateProcessor:
             )
         language = language_of(sender.language_code if sender else None)
         outcome = Outcome.HANDLED
-        verdict = self._throttle.check(sender.id) if sender is not None else Verdict.ALLOW
+        verdict = Verdict.ALLOW
+        if sender is not None and not _is_payment(update):
+            verdict = self._throttle.check(sender.id)
         if verdict is Verdict.ALLOW:
             await self._dispatcher.feed_update(
-                self._bot, update, uow=uow, user_id=user_id, language=language, replies=replies
+                self._bot,
+                update,
+                uow=uow,
+                user_id=user_id,
+                language=language,
+                replies=replies,
+                # For the one write that must commit on its own (a support topic's mapping).
+                database=self._database,
             )
         else:
             outcome = Outcome.THROTTLED

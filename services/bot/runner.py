@@ -1,6 +1,9 @@
 """The process lifecycle: open the pool and the Bot API session, serve the webhook (and the
 outbox's delivery loop, see app.py), register it, and on SIGTERM stop taking updates, finish
-those in flight and the outbox batch in hand, close everything."""
+those in flight and the outbox batch in hand, close everything.
+
+In polling mode (BOT_MODE=polling) no webhook is registered: the bot asks for updates
+(polling.py); the server still answers health and metrics, and the outbox is delivered."""
 
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ from aiohttp import web
 from services.core.db import Database
 from services.core.settings import DatabaseSettings
 
-from .app import DISPATCHER_KEY, create_app
+from .app import DISPATCHER_KEY, PROCESSOR_KEY, create_app
 from .metrics import BotMetrics
-from .settings import BotSettings
+from .polling import Poller
+from .settings import BotSettings, Mode
 from .telegram import create_bot
 from .webhook import register_webhook
 
@@ -43,22 +47,47 @@ async def run(settings: BotSettings) -> None:
     try:
         await runner.setup()
         await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
-        log.info("bot webhook listening on %s", settings.webhook_url)
-        registration = None
-        if settings.set_webhook:
-            allowed = app[DISPATCHER_KEY].resolve_used_update_types()
-            registration = asyncio.create_task(_register(bot, settings, allowed))
-        await stopping.wait()
-        log.info("stopping: no new updates, finishing those in flight")
-        if registration is not None:
-            registration.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await registration
+        allowed = app[DISPATCHER_KEY].resolve_used_update_types()
+        if settings.mode is Mode.POLLING:
+            log.info("health and metrics on %s:%s", settings.webhook_host, settings.webhook_port)
+            poller = Poller(bot, app[PROCESSOR_KEY], metrics, allowed, settings.polling_timeout)
+            await _poll(poller, stopping, settings.shutdown_timeout)
+        else:
+            log.info("bot webhook listening on %s", settings.webhook_url)
+            await _serve_webhook(bot, settings, allowed, stopping)
         await runner.cleanup()
     finally:
         await bot.session.close()
         await database.dispose()
     log.info("stopped")
+
+
+async def _serve_webhook(
+    bot: Bot, settings: BotSettings, allowed: list[str], stopping: asyncio.Event
+) -> None:
+    registration = None
+    if settings.set_webhook:
+        registration = asyncio.create_task(_register(bot, settings, allowed))
+    await stopping.wait()
+    log.info("stopping: no new updates, finishing those in flight")
+    if registration is not None:
+        registration.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await registration
+
+
+async def _poll(poller: Poller, stopping: asyncio.Event, grace: float) -> None:
+    polling = asyncio.create_task(poller.run(stopping))
+    stopped = asyncio.create_task(stopping.wait())
+    # The poller ends on its own only by a bug: its exception then ends the process.
+    await asyncio.wait((polling, stopped), return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if stopping.is_set():
+        log.info("stopping: no new updates, finishing the one in hand")
+    try:
+        await asyncio.wait_for(polling, grace)
+    except TimeoutError:
+        log.warning("the update in hand was abandoned after %.0f s; it comes again", grace)
 
 
 async def _register(bot: Bot, settings: BotSettings, allowed: list[str]) -> None:

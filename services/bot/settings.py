@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import time
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.settings import DEV_SECRET, AppSettings, Environment, InsecureSettingsError
@@ -59,13 +57,10 @@ class BotSettings(BaseSettings):
     # Support: the staff group (a forum supergroup, id -100...) where each user's tickets get
     # a topic; unset, tickets are answered through the admin API only.
     staff_chat_id: int | None = Field(None, lt=0)
-    # Bookings: business hours in the business's time zone, one slot length, how many days
-    # ahead /book offers, how many upcoming bookings one user may hold, and how long before
-    # an appointment its reminder goes out.
-    booking_timezone: str = "UTC"
-    booking_opens: time = time(9, 0)
-    booking_closes: time = time(18, 0)
-    booking_slot_minutes: int = Field(60, ge=5, le=24 * 60)
+    # Bookings (the business hours are the runtime setting `booking.hours`, shared with the
+    # admin API: services/core/schedule.py): how many days ahead /book offers, how many
+    # upcoming bookings one user may hold, and how long before an appointment its reminder
+    # goes out.
     booking_days: int = Field(7, ge=1, le=60)
     booking_max_per_user: int = Field(3, ge=1)
     booking_reminder_minutes: int = Field(60, ge=1)
@@ -73,28 +68,9 @@ class BotSettings(BaseSettings):
     polling_timeout: int = Field(25, ge=0, le=50)
 
     @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.booking_timezone)
-
-    @field_validator("booking_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}: use an IANA name") from error
-        return value
-
-    @property
     def webhook_url(self) -> str:
         base = self.public_url or f"http://{self.webhook_host}:{self.webhook_port}"
         return base.rstrip("/") + self.webhook_path
-
-    @model_validator(mode="after")
-    def _hours(self) -> BotSettings:
-        if self.booking_closes <= self.booking_opens:
-            raise ValueError("BOT_BOOKING_CLOSES must be later than BOT_BOOKING_OPENS")
-        return self
 
     @model_validator(mode="after")
     def _secrets(self) -> BotSettings:

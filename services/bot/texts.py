@@ -51,6 +51,7 @@ class Text(StrEnum):
     STAFF_NO_TICKET = "staff_no_ticket"
     STAFF_ASSIGNED = "staff_assigned"
     STAFF_STATUS = "staff_status"
+    STAFF_NEEDS_SOLUTION = "staff_needs_solution"
     # Credits and payments
     COMMAND_BUY = "command_buy"
     BUY_CHOOSE = "buy_choose"
@@ -70,7 +71,7 @@ ENGLISH = {
     Text.COMMAND_HELP: "this list",
     Text.PROFILE: "Credits: {credits}\nOpen tickets: {tickets}\nUpcoming bookings:\n{bookings}",
     Text.NO_BOOKINGS: "none",
-    Text.BOOKING: "- {starts_at:%Y-%m-%d %H:%M} UTC ({status})",
+    Text.BOOKING: "- {starts_at:%Y-%m-%d %H:%M} {zone} ({status})",
     Text.UNKNOWN: "Sorry, I did not understand that. Send /help to see what I can do.",
     Text.SLOW_DOWN: "You are sending messages too fast. Please wait a moment and try again.",
     Text.COMMAND_BOOK: "book an appointment",
@@ -79,7 +80,7 @@ ENGLISH = {
     Text.BOOK_NONE: "There are no free times in the next {days} days. Please try again later.",
     Text.BOOK_DONE: "Booked: {starts_at:%d.%m.%Y %H:%M} ({zone}). I will remind you before it "
     "starts; /my shows your bookings.",
-    Text.BOOK_TAKEN: "Sorry, that time was just taken. These times are free now ({zone}):",
+    Text.BOOK_TAKEN: "Sorry, that time was just taken.",
     Text.BOOK_GONE: "That time can no longer be booked. Send /book to see the free times.",
     Text.BOOK_LIMIT: "You already have {count} upcoming bookings, the most allowed. Cancel one "
     "in /my first.",
@@ -101,13 +102,15 @@ ENGLISH = {
     Text.SUPPORT_CLOSED: "Ticket #{ticket} is closed. {solution}",
     Text.SUPPORT_NO_TICKET: "You have no open ticket. Send /support to open one.",
     Text.STAFF_NEW_TICKET: "Ticket #{ticket} from {name} (Telegram id {telegram_id}, language "
-    "{language}). Reply in this topic to answer; /assign, /resolve <solution>, "
+    "{user_language}). Reply in this topic to answer; /assign, /resolve <solution>, "
     "/close <solution>.",
     Text.STAFF_UNKNOWN: "You are not registered as staff. An admin can add your Telegram id "
     "{telegram_id} with the admin API.",
     Text.STAFF_NO_TICKET: "This user has no open ticket; nothing was sent.",
     Text.STAFF_ASSIGNED: "Ticket #{ticket} is assigned to {staff}.",
-    Text.STAFF_STATUS: "Ticket #{ticket} is {status}; the user was told.",
+    Text.STAFF_STATUS: "Ticket #{ticket} is {status}.",
+    Text.STAFF_NEEDS_SOLUTION: "Write the solution after the command, e.g. /resolve Restarted "
+    "the router. The user reads it.",
     Text.COMMAND_BUY: "buy credits",
     Text.BUY_CHOOSE: "Choose a package:",
     Text.BUY_NONE: "Nothing is for sale right now.",
@@ -128,7 +131,7 @@ RUSSIAN = {
     Text.PROFILE: "Кредиты: {credits}\nОткрытые обращения: {tickets}\nБлижайшие записи:\n"
     "{bookings}",
     Text.NO_BOOKINGS: "нет",
-    Text.BOOKING: "- {starts_at:%Y-%m-%d %H:%M} UTC ({status})",
+    Text.BOOKING: "- {starts_at:%Y-%m-%d %H:%M} {zone} ({status})",
     Text.UNKNOWN: "Извините, я не понял. Отправьте /help, чтобы узнать, что я умею.",
     Text.SLOW_DOWN: "Вы отправляете сообщения слишком часто. Подождите немного и попробуйте снова.",
     Text.COMMAND_BOOK: "записаться",
@@ -137,7 +140,7 @@ RUSSIAN = {
     Text.BOOK_NONE: "В ближайшие {days} дн. свободного времени нет. Попробуйте позже.",
     Text.BOOK_DONE: "Вы записаны: {starts_at:%d.%m.%Y %H:%M} ({zone}). Я напомню перед началом; "
     "/my покажет ваши записи.",
-    Text.BOOK_TAKEN: "Извините, это время только что заняли. Сейчас свободно ({zone}):",
+    Text.BOOK_TAKEN: "Извините, это время только что заняли.",
     Text.BOOK_GONE: "На это время записаться уже нельзя. Отправьте /book, чтобы увидеть "
     "свободное время.",
     Text.BOOK_LIMIT: "У вас уже {count} предстоящих записей, больше нельзя. Сначала отмените "
@@ -160,12 +163,14 @@ RUSSIAN = {
     Text.SUPPORT_CLOSED: "Обращение №{ticket} закрыто. {solution}",
     Text.SUPPORT_NO_TICKET: "У вас нет открытого обращения. Отправьте /support, чтобы открыть.",
     Text.STAFF_NEW_TICKET: "Обращение №{ticket} от {name} (Telegram id {telegram_id}, язык "
-    "{language}). Ответьте в этой теме; /assign, /resolve <решение>, /close <решение>.",
+    "{user_language}). Ответьте в этой теме; /assign, /resolve <решение>, /close <решение>.",
     Text.STAFF_UNKNOWN: "Вы не зарегистрированы как сотрудник. Администратор может добавить ваш "
     "Telegram id {telegram_id} через admin API.",
     Text.STAFF_NO_TICKET: "У пользователя нет открытого обращения; ничего не отправлено.",
     Text.STAFF_ASSIGNED: "Обращение №{ticket} назначено: {staff}.",
-    Text.STAFF_STATUS: "Обращение №{ticket}: {status}; пользователь уведомлён.",
+    Text.STAFF_STATUS: "Обращение №{ticket}: {status}.",
+    Text.STAFF_NEEDS_SOLUTION: "Напишите решение после команды, например /resolve Перезагрузили "
+    "роутер. Пользователь его прочитает.",
     Text.COMMAND_BUY: "купить кредиты",
     Text.BUY_CHOOSE: "Выберите пакет:",
     Text.BUY_NONE: "Сейчас ничего не продаётся.",

@@ -8,7 +8,6 @@ and a retry may work, and 401/400 mean the request is not Telegram's or not an u
 from __future__ import annotations
 
 import hmac
-import logging
 from time import perf_counter
 
 from aiogram import Bot
@@ -20,8 +19,6 @@ from .metrics import BotMetrics, Outcome
 from .processing import UpdateProcessor, update_type
 from .settings import BotSettings
 from .telegram import publish_commands
-
-log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 STATUS = {

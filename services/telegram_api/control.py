@@ -1,7 +1,10 @@
 """The control API: what a test or a developer does from Telegram's side (a user writes,
 presses a button, pays an invoice), what the bot did (its calls), and faults to inject.
 
-The same operations in-process (`TelegramServer.control`) and over HTTP (`/__control/...`).
+The same operations in-process (`TelegramServer.control`) and over HTTP (`/__control/...`):
+a user writes in private (`send_text`, POST /__control/messages) or a member writes in a group
+or one of its forum topics (`send_group_text`, POST /__control/group-messages with chat_id,
+user_id, text, and optionally message_thread_id and first_name).
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ if TYPE_CHECKING:
 
 def _user(user_id: int, first_name: str) -> dict[str, Any]:
     return {"id": user_id, "is_bot": False, "first_name": first_name}
+
+
+def _command_entities(message: dict[str, Any], text: str) -> None:
+    """A text starting with /command gets the bot_command entity Telegram gives it."""
+    if text.startswith("/"):
+        command = text.split()[0]
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
 
 
 class Control:
@@ -58,9 +68,44 @@ class Control:
             "from": _user(user_id, first_name),
             "text": text,
         }
-        if text.startswith("/"):
-            command = text.split()[0]
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        _command_entities(message, text)
+        return bot.push_update({"message": message})
+
+    def send_group_text(
+        self,
+        chat_id: int,
+        user_id: int,
+        text: str,
+        message_thread_id: int | None = None,
+        first_name: str = "Test User",
+        token: str | None = None,
+    ) -> Update:
+        """A member writes `text` in a group. With `message_thread_id`, inside that topic of a
+        forum supergroup (ids below -1000000000000 are forums; the topic must exist, e.g.
+        created by the bot's createForumTopic): the message carries message_thread_id and
+        is_topic_message, and replies to the topic's opening message, as Telegram sends it."""
+        if chat_id >= 0:
+            raise bad_request("a group's chat_id is negative")
+        bot = self.bot(token)
+        chat = bot.world.chat(chat_id)
+        message: dict[str, Any] = {
+            "message_id": chat.last_message_id + 1,
+            "date": int(time.time()),
+            "chat": to_json(chat.chat),
+            "from": _user(user_id, first_name),
+            "text": text,
+        }
+        if message_thread_id is not None:
+            if not chat.chat.is_forum:
+                raise bad_request("the chat is not a forum")
+            if message_thread_id not in chat.topics:
+                raise bad_request("message thread not found")
+            message["message_thread_id"] = message_thread_id
+            message["is_topic_message"] = True
+            opening = chat.messages.get(message_thread_id)
+            if opening is not None:
+                message["reply_to_message"] = to_json(opening)
+        _command_entities(message, text)
         return bot.push_update({"message": message})
 
     def press_button(
@@ -193,6 +238,18 @@ def routes(control: Control) -> list[web.RouteDef]:
             _token(request),
         )
 
+    async def group_messages(request: web.Request) -> object:
+        body = await _body(request)
+        thread = body.get("message_thread_id")
+        return control.send_group_text(
+            int(body["chat_id"]),
+            int(body["user_id"]),
+            str(body["text"]),
+            None if thread is None else int(thread),
+            str(body.get("first_name", "Test User")),
+            _token(request),
+        )
+
     async def buttons(request: web.Request) -> object:
         body = await _body(request)
         return control.press_button(
@@ -266,6 +323,7 @@ def routes(control: Control) -> list[web.RouteDef]:
     return [
         web.post("/__control/updates", endpoint(updates)),
         web.post("/__control/messages", endpoint(messages)),
+        web.post("/__control/group-messages", endpoint(group_messages)),
         web.post("/__control/buttons", endpoint(buttons)),
         web.post("/__control/payments", endpoint(payments)),
         web.post("/__control/files", endpoint(files)),

@@ -64,3 +64,33 @@ async def test_cancel_tells_the_user_and_confirm_changes_status(
         headers=admin,
     )
     assert [row["id"] for row in listed.json()] == [first]
+
+
+async def test_business_hours_that_do_not_fit_are_refused(
+    client: httpx.AsyncClient, admin: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    for value in (
+        {"open": "18:00", "close": "09:00"},
+        {"timezone": "Mars/Olympus_Mons"},
+        {"slot_minutes": 1},
+        {"opens": "09:00"},
+    ):
+        answer = await client.put("/settings/booking.hours", json={"value": value}, headers=admin)
+        assert answer.status_code == 422, value
+        assert answer.json()["field"] == "body.value"
+    assert await owner.fetchval("SELECT count(*) FROM runtime_settings") == 0
+
+
+async def test_free_slots_are_cut_in_the_business_time_zone(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    hours = {"open": "09:00", "close": "11:00", "slot_minutes": 60, "timezone": "Asia/Tokyo"}
+    await client.put("/settings/booking.hours", json={"value": hours}, headers=admin)
+
+    slots = (await client.get("/appointments/free-slots?day=2031-05-06", headers=admin)).json()
+
+    # 09:00 and 10:00 in Tokyo (UTC+9) are midnight and 01:00 UTC.
+    assert [slot["starts_at"] for slot in slots] == [
+        "2031-05-06T00:00:00Z",
+        "2031-05-06T01:00:00Z",
+    ]

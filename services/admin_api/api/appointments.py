@@ -3,17 +3,19 @@ the outbox), and the free slots of a day."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel
 from sqlmodel import col
 
 from services.core.db import UnitOfWork
 from services.core.errors import Conflict, NotFound
-from services.core.schema import Appointment, AppointmentStatus, RuntimeSetting
+from services.core.repositories.booking import reminder_key
+from services.core.schedule import business_hours
+from services.core.schema import Appointment, AppointmentStatus
 
 from .. import audit
 from ..problems import problem_responses
@@ -21,15 +23,7 @@ from ..schemas import NO_NUL, AppointmentOut
 from .deps import DatabaseDep, Id, Operator, Viewer
 
 router = APIRouter(prefix="/appointments", tags=["appointments"])
-# The runtime setting holding the business hours (UTC) free slots are cut from.
-HOURS_SETTING = "booking.hours"
 CANCELLABLE = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
-
-
-class BusinessHours(BaseModel):
-    open: time = time(9)
-    close: time = time(18)
-    slot_minutes: int = Field(60, ge=5, le=24 * 60)
 
 
 class Slot(BaseModel):
@@ -66,17 +60,6 @@ async def list_appointments(
         return list((await uow.session.execute(query)).scalars())
 
 
-async def _hours(uow: UnitOfWork) -> BusinessHours:
-    setting = await uow.session.get(RuntimeSetting, HOURS_SETTING)
-    if setting is None:
-        return BusinessHours()
-    try:
-        return BusinessHours.model_validate(setting.value)
-    except ValidationError as error:  # the staff's setting is wrong, not the request: 409
-        message = error.errors()[0]["msg"]
-        raise Conflict(f"runtime setting {HOURS_SETTING} is invalid: {message}") from error
-
-
 @router.get("/free-slots", response_model=list[Slot], responses=problem_responses(409, 422))
 async def free_slots(
     database: DatabaseDep,
@@ -84,12 +67,14 @@ async def free_slots(
     day: date,
     resource: Annotated[str, Query(max_length=64, pattern=NO_NUL)] = "default",
 ) -> list[Slot]:
-    """Slots of the day (business hours from the `booking.hours` setting, UTC) that no live
-    appointment overlaps."""
+    """Slots of the day (business hours from the `booking.hours` setting, in its time zone;
+    the bot's /book offers the same) that no live appointment overlaps."""
     async with database.unit_of_work() as uow:
-        hours = await _hours(uow)
-        opens = datetime.combine(day, hours.open, tzinfo=UTC)
-        closes = datetime.combine(day, hours.close, tzinfo=UTC)
+        hours = await business_hours(uow)
+        starts = list(hours.day_slots(day))
+        if not starts:
+            return []
+        opens, closes = starts[0], starts[-1] + hours.step
         taken = (
             await uow.session.execute(
                 sa.select(col(Appointment.starts_at), col(Appointment.ends_at)).where(
@@ -100,14 +85,11 @@ async def free_slots(
                 )
             )
         ).all()
-    step = timedelta(minutes=hours.slot_minutes)
     slots = []
-    start = opens
-    while start + step <= closes:
-        end = start + step
+    for start in starts:
+        end = start + hours.step
         if not any(busy_start < end and busy_end > start for busy_start, busy_end in taken):
             slots.append(Slot(starts_at=start, ends_at=end))
-        start = end
     return slots
 
 
@@ -156,6 +138,7 @@ async def cancel_appointment(
             raise Conflict(f"appointment {appointment_id} is {appointment.status}")
         was = appointment.status
         appointment = await uow.appointments.cancel(appointment_id)
+        await uow.outbox.withdraw(reminder_key(appointment_id))  # queued by the bot at booking
         await uow.session.refresh(appointment)
         user = await uow.users.get(appointment.user_id)
         if user.deleted_at is None:

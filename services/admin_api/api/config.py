@@ -6,10 +6,13 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import APIRouter
+from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
 from services.core.db import UnitOfWork
+from services.core.errors import InvalidInput
+from services.core.schedule import HOURS_SETTING, BusinessHours
 from services.core.schema import FeatureFlag, RuntimeSetting
 
 from .. import audit
@@ -18,6 +21,8 @@ from ..schemas import ConfigKey, FlagChange, FlagOut, SettingChange, SettingOut
 from .deps import Admin, DatabaseDep, Viewer
 
 router = APIRouter(tags=["configuration"])
+# Settings the services read, with the model a new value must fit.
+KNOWN_SETTINGS = {HOURS_SETTING: BusinessHours}
 
 
 @router.get("/flags", response_model=list[FlagOut])
@@ -54,7 +59,14 @@ async def list_settings(database: DatabaseDep, _: Viewer) -> list[RuntimeSetting
 async def set_setting(
     database: DatabaseDep, who: Admin, key: ConfigKey, change: SettingChange
 ) -> RuntimeSetting:
-    """Creates or changes a runtime setting (any JSON value)."""
+    """Creates or changes a runtime setting: any JSON value, except that a setting the
+    services read (`booking.hours`: open, close, slot_minutes, timezone) must fit it."""
+    model = KNOWN_SETTINGS.get(key)
+    if model is not None:
+        try:
+            model.model_validate(change.value)
+        except ValidationError as error:
+            raise InvalidInput(error.errors()[0]["msg"], "value") from error
     values: dict[str, Any] = {"value": change.value, "updated_at": sa.func.now()}
     if change.description is not None:
         values["description"] = change.description

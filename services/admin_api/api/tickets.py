@@ -8,9 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
-from services.core.db import UnitOfWork
-from services.core.errors import Conflict, NotFound
-from services.core.schema import Staff, Ticket, TicketAuthor, TicketMessage, TicketStatus
+from services.core.schema import Ticket, TicketMessage, TicketStatus
 
 from .. import audit
 from ..pagination import CURSOR_PATTERN, newest_first, page_of
@@ -28,24 +26,6 @@ from ..schemas import (
 from .deps import DatabaseDep, Id, IdFilter, Limit, Operator, Viewer
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
-FINISHED = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
-
-
-async def _ticket(uow: UnitOfWork, ticket_id: int, *, for_update: bool = False) -> Ticket:
-    query = sa.select(Ticket).where(col(Ticket.id) == ticket_id)
-    if for_update:  # two staff acting on one ticket at once: the second sees the first's change
-        query = query.with_for_update()
-    ticket = (await uow.session.execute(query)).scalar_one_or_none()
-    if ticket is None:
-        raise NotFound("ticket", ticket_id)
-    return ticket
-
-
-async def _open_ticket(uow: UnitOfWork, ticket_id: int) -> Ticket:
-    ticket = await _ticket(uow, ticket_id, for_update=True)
-    if ticket.status in FINISHED:
-        raise Conflict(f"ticket {ticket_id} is {ticket.status}")
-    return ticket
 
 
 @router.get("", response_model=Page[TicketOut], responses=problem_responses(422))
@@ -80,7 +60,7 @@ async def list_tickets(
 @router.get("/{ticket_id}", response_model=TicketDetail, responses=problem_responses(404))
 async def get_ticket(database: DatabaseDep, _: Viewer, ticket_id: Id) -> TicketDetail:
     async with database.unit_of_work() as uow:
-        ticket = await _ticket(uow, ticket_id)
+        ticket = await uow.tickets.get(ticket_id)
         messages = (
             await uow.session.execute(
                 sa.select(TicketMessage)
@@ -100,17 +80,9 @@ async def assign_ticket(
 ) -> Ticket:
     """Assigns the ticket to a staff member; an open ticket becomes in progress."""
     async with database.unit_of_work() as uow:
-        ticket = await _open_ticket(uow, ticket_id)
-        staff = await uow.session.get(Staff, assignment.staff_id)
-        if staff is None or not staff.is_active:
-            raise NotFound("staff", assignment.staff_id)
+        ticket = await uow.tickets.get(ticket_id, lock=True)
         previous = ticket.assigned_staff_id
-        ticket.assigned_staff_id = staff.id
-        if ticket.status == TicketStatus.OPEN:
-            ticket.status = TicketStatus.IN_PROGRESS
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
-        await uow.session.flush()
-        await uow.session.refresh(ticket)
+        staff = await uow.tickets.assign(ticket, assignment.staff_id)
         audit.record(
             uow,
             who,
@@ -133,26 +105,10 @@ async def reply_to_ticket(
 ) -> ReplyOut:
     """Adds a staff message and queues it for the user in the outbox (the bot delivers it)."""
     async with database.unit_of_work() as uow:
-        ticket = await _open_ticket(uow, ticket_id)
-        user = await uow.users.get(ticket.user_id)
-        if user.deleted_at is not None:
-            raise Conflict(f"user {user.id} was erased")
-        message = TicketMessage(
-            ticket_id=ticket_id, author=TicketAuthor.STAFF, staff_id=who.staff_id, text=reply.text
-        )
-        uow.session.add(message)
-        if ticket.first_response_at is None:
-            ticket.first_response_at = sa.func.now()  # type: ignore[assignment]
-        if ticket.status == TicketStatus.OPEN:
-            ticket.status = TicketStatus.IN_PROGRESS
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
-        await uow.session.flush()
-        await uow.session.refresh(message)
+        ticket = await uow.tickets.get(ticket_id, lock=True)
+        sent = await uow.tickets.reply(ticket, who.staff_id, reply.text)
         outbox_id = await uow.outbox.enqueue(
-            user.telegram_id,
-            reply.text,
-            user_id=user.id,
-            dedup_key=f"ticket-reply:{message.id}",
+            sent.user.telegram_id, reply.text, user_id=sent.user.id, dedup_key=sent.dedup_key
         )
         assert outbox_id is not None  # the dedup key is new: the message id is
         audit.record(
@@ -161,9 +117,9 @@ async def reply_to_ticket(
             "ticket.reply",
             "ticket",
             ticket_id,
-            {"ticket_message_id": message.id, "outbox_id": outbox_id},
+            {"ticket_message_id": sent.message.id, "outbox_id": outbox_id},
         )
-    return ReplyOut(message=TicketMessageOut.model_validate(message), outbox_id=outbox_id)
+    return ReplyOut(message=TicketMessageOut.model_validate(sent.message), outbox_id=outbox_id)
 
 
 @router.post(
@@ -174,18 +130,9 @@ async def close_ticket(
 ) -> Ticket:
     """Closes the ticket with its solution."""
     async with database.unit_of_work() as uow:
-        ticket = await _ticket(uow, ticket_id, for_update=True)
-        if ticket.status == TicketStatus.CLOSED:
-            raise Conflict(f"ticket {ticket_id} is already closed")
+        ticket = await uow.tickets.get(ticket_id, lock=True)
         previous = ticket.status
-        ticket.status = TicketStatus.CLOSED
-        ticket.solution = closing.solution
-        if ticket.resolved_at is None:
-            ticket.resolved_at = sa.func.now()  # type: ignore[assignment]
-        ticket.closed_at = sa.func.now()  # type: ignore[assignment]
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
-        await uow.session.flush()
-        await uow.session.refresh(ticket)
+        await uow.tickets.close(ticket, closing.solution)
         audit.record(
             uow, who, "ticket.close", "ticket", ticket_id, {"status": [previous, "closed"]}
         )
