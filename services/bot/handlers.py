@@ -1,7 +1,8 @@
 """The bot's commands. Handlers get the update's unit of work (`uow`), the user's row id
 (`user_id`, None outside private chats), their catalogue (`language`) and the reply collector
 (`replies`) from processing.py; they never call the Bot API themselves, except to create a
-support topic (support.py). Each flow has its own router: booking.py, payments.py and
+support topic (support.py, which also gets `database` to store the topic in a transaction of
+its own). Each flow has its own router: booking.py, payments.py and
 support.py."""
 
 from __future__ import annotations
