@@ -28,20 +28,23 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramRetryAfter,
 )
-from aiogram.methods import TelegramMethod
+from aiogram.methods import SendMessage, TelegramMethod
 from aiogram.types import Message
 from pydantic import ValidationError
 from sqlmodel import col
 
 from services.core.db import Database
 from services.core.errors import DatabaseUnavailable
+from services.core.repositories.outbox import NOTICE_METHOD
 from services.core.schema import Direction, OutboxMessage, OutboxStatus, User
 
 from .metrics import BotMetrics
+from .texts import Text, language_of, text
 
 log = logging.getLogger(__name__)
 
 LAST_ERROR_MAX = 1024
+MESSAGE_MAX = 4096  # Telegram's limit on a message's text
 
 
 @dataclass(frozen=True)
@@ -92,10 +95,28 @@ async def _either(*events: asyncio.Event) -> None:
 
 
 def _call(method: str, payload: dict[str, Any]) -> TelegramMethod[Any]:
+    """The Bot API call a row stands for; ValueError when it cannot be made."""
+    if method == NOTICE_METHOD:
+        return _worded(payload)
     model = _methods().get(method.lower())
     if model is None:
         raise ValueError(f"unknown Bot API method {method!r}")
     return model.model_validate(payload)
+
+
+def _worded(payload: dict[str, Any]) -> SendMessage:
+    """A notice (services/core/notices.py) as a message in the recipient's language."""
+    values = payload.get("values")
+    try:
+        key = Text(str(payload.get("notice")))
+        if not isinstance(values, dict):
+            raise TypeError("values must be an object")
+        said = text(language_of(payload.get("language")), key, **values)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"notice {payload.get('notice')!r} cannot be worded: {error!r}") from error
+    if len(said) > MESSAGE_MAX and isinstance(values.get("text"), str):
+        said = values["text"]  # a staff reply that fills a message is sent as written
+    return SendMessage(chat_id=payload["chat_id"], text=said)
 
 
 class OutboxWorker:
@@ -209,7 +230,8 @@ class OutboxWorker:
 
     async def _deliver(self, message: _Claimed) -> None:
         try:
-            result = await self._bot(_call(message.method, message.payload))
+            call = _call(message.method, message.payload)
+            result = await self._bot(call)
         except TelegramRetryAfter as error:
             # Telegram says when: the row waits exactly that long, and so does the chat.
             self._next_in_chat[message.chat_id] = (
@@ -227,9 +249,9 @@ class OutboxWorker:
             else:
                 await self._retry(message, 2.0**message.attempts, str(error))
         else:
-            await self._sent(message, result)
+            await self._sent(message, result, getattr(call, "text", None))
 
-    async def _sent(self, message: _Claimed, result: object) -> None:
+    async def _sent(self, message: _Claimed, result: object, said: str | None) -> None:
         async with self._database.unit_of_work() as uow:
             await uow.session.execute(
                 sa.update(OutboxMessage)
@@ -241,7 +263,7 @@ class OutboxWorker:
                 await uow.messages.log(
                     message.user_id,
                     Direction.OUT,
-                    message.payload.get("text"),
+                    said,
                     telegram_message_id=result.message_id if isinstance(result, Message) else None,
                     context={"outbox_id": message.id},
                 )

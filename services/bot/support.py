@@ -37,17 +37,17 @@ from aiogram.types import ForumTopic, Message
 
 from services.core.db import Database, UnitOfWork
 from services.core.errors import Conflict
+from services.core.notices import Notice
 from services.core.repositories.tickets import UNFINISHED
 from services.core.schema import AuditEntry, Staff, Ticket, TicketMessage, TicketStatus, User
 
 from .replies import Replies
 from .settings import BotSettings
-from .texts import FALLBACK, Text, language_of, text
+from .texts import FALLBACK, Text, text
 
 log = logging.getLogger(__name__)
 
 TOPIC_NAME_MAX = 128
-MESSAGE_MAX = 4096  # Telegram's limit on a message's text
 # What forum_topics' foreign key to users is called: refused while the user's row is new.
 TOPIC_USER_KEY = "fk_forum_topics_user_id_users"
 
@@ -71,12 +71,6 @@ def _name(user: User) -> str:
 def _topic_name(user: User) -> str:
     suffix = f" ({user.telegram_id})"
     return _name(user)[: TOPIC_NAME_MAX - len(suffix)] + suffix
-
-
-def _framed(language: str, ticket: Ticket, reply: str) -> str:
-    """A staff reply as the user reads it; as written when the framing would not fit."""
-    framed = text(language, Text.SUPPORT_REPLY, ticket=ticket.id, text=reply)
-    return framed if len(framed) <= MESSAGE_MAX else reply
 
 
 class Support:
@@ -305,12 +299,8 @@ class Support:
         if ticket is None or staff.id is None or message.text is None:
             return
         sent = await uow.tickets.reply(ticket, staff.id, message.text, message.message_id)
-        outbox_id = await uow.outbox.enqueue(
-            user.telegram_id,
-            _framed(language_of(user.language_code), ticket, message.text),
-            user_id=user.id,
-            dedup_key=sent.dedup_key,
-        )
+        reply = {"ticket": ticket.id, "text": message.text}
+        outbox_id = await uow.outbox.tell(user, Notice.TICKET_REPLY, reply, sent.dedup_key)
         _audit(
             uow,
             staff,
@@ -342,13 +332,8 @@ class Support:
             message,
             text(language, Text.STAFF_ASSIGNED, ticket=ticket.id, staff=staff.name),
         )
-        told = text(
-            language_of(user.language_code),
-            Text.SUPPORT_IN_PROGRESS,
-            ticket=ticket.id,
-            staff=staff.name,
-        )
-        await uow.outbox.enqueue(user.telegram_id, told, user_id=user.id)
+        taken = {"ticket": ticket.id, "staff": staff.name}
+        await uow.outbox.tell(user, Notice.TICKET_IN_PROGRESS, taken)
 
     async def staff_resolve(
         self,
@@ -401,13 +386,8 @@ class Support:
         action = "ticket.resolve" if resolving else "ticket.close"
         _audit(uow, staff, action, ticket, {"status": [previous, status]})
         _answer(replies, message, _status(ticket, language))
-        told = text(
-            language_of(user.language_code),
-            Text.SUPPORT_RESOLVED if resolving else Text.SUPPORT_CLOSED,
-            ticket=ticket.id,
-            solution=solution,
-        )
-        await uow.outbox.enqueue(user.telegram_id, told, user_id=user.id)
+        notice = Notice.TICKET_RESOLVED if resolving else Notice.TICKET_CLOSED
+        await uow.outbox.tell(user, notice, {"ticket": ticket.id, "solution": solution})
 
 
 def _status(ticket: Ticket, language: str = FALLBACK) -> str:

@@ -35,6 +35,7 @@ class Text(StrEnum):
     CANCELLED = "cancelled"
     CANCEL_GONE = "cancel_gone"
     REMINDER = "reminder"
+    BOOKING_CANCELLED = "booking_cancelled"
     # Support (to the user)
     COMMAND_SUPPORT = "command_support"
     COMMAND_CLOSE = "command_close"
@@ -90,6 +91,8 @@ ENGLISH = {
     Text.CANCELLED: "Cancelled: {starts_at:%d.%m.%Y %H:%M} ({zone}).",
     Text.CANCEL_GONE: "This booking is not active any more.",
     Text.REMINDER: "Reminder: your appointment is at {starts_at:%d.%m.%Y %H:%M} ({zone}).",
+    Text.BOOKING_CANCELLED: "Sorry, your appointment at {starts_at} ({zone}) was cancelled. Send "
+    "/book to choose another time.",
     Text.COMMAND_SUPPORT: "write to support",
     Text.COMMAND_CLOSE: "close your support ticket",
     Text.SUPPORT_OPENED: "Ticket #{ticket} is open. Write your question here; our staff will "
@@ -151,6 +154,8 @@ RUSSIAN = {
     Text.CANCELLED: "Запись отменена: {starts_at:%d.%m.%Y %H:%M} ({zone}).",
     Text.CANCEL_GONE: "Эта запись уже не действует.",
     Text.REMINDER: "Напоминание: ваша запись {starts_at:%d.%m.%Y в %H:%M} ({zone}).",
+    Text.BOOKING_CANCELLED: "Извините, ваша запись на {starts_at} ({zone}) отменена. Отправьте "
+    "/book, чтобы выбрать другое время.",
     Text.COMMAND_SUPPORT: "написать в поддержку",
     Text.COMMAND_CLOSE: "закрыть обращение",
     Text.SUPPORT_OPENED: "Обращение №{ticket} открыто. Напишите свой вопрос здесь; сотрудники "

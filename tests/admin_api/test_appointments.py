@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -57,7 +58,9 @@ async def test_cancel_tells_the_user_and_confirm_changes_status(
     outbox = await owner.fetch("SELECT chat_id, payload FROM outbox")
     assert len(outbox) == 1
     assert outbox[0]["chat_id"] == 78
-    assert "2031-05-06 11:00 UTC" in outbox[0]["payload"]
+    notice = json.loads(outbox[0]["payload"])
+    assert notice["notice"] == "booking_cancelled"
+    assert notice["values"] == {"starts_at": "06.05.2031 11:00", "zone": "UTC"}
     listed = await client.get(
         "/appointments?status=confirmed&starts_from=2031-05-06T00:00:00Z"
         "&starts_to=2031-05-07T00:00:00Z",

@@ -30,7 +30,7 @@ async def test_reply_creates_exactly_one_outbox_row_addressed_to_the_user(
     assert (row["chat_id"], row["user_id"], row["method"], row["status"]) == (
         424242,
         user_id,
-        "sendMessage",
+        "notice",  # the bot words it in the user's language when it sends it
         "pending",
     )
     assert '"Restored them, sorry!"' in row["payload"]
@@ -42,7 +42,7 @@ async def test_reply_creates_exactly_one_outbox_row_addressed_to_the_user(
     assert ticket["first_response_at"] is not None
 
 
-async def test_closed_ticket_cannot_be_answered_and_queues_nothing(
+async def test_closed_ticket_cannot_be_answered_and_the_user_hears_only_of_the_closing(
     client: httpx.AsyncClient, admin: dict[str, str], owner: asyncpg.Connection
 ) -> None:
     ticket_id = await seed.ticket(owner, await seed.user(owner, 7))
@@ -55,7 +55,9 @@ async def test_closed_ticket_cannot_be_answered_and_queues_nothing(
     response = await client.post(f"/tickets/{ticket_id}/reply", json={"text": "hi"}, headers=admin)
 
     assert response.status_code == 409
-    assert await owner.fetchval("SELECT count(*) FROM outbox") == 0
+    # The user was told of the closing, and of nothing else.
+    notices = await owner.fetch("SELECT payload->>'notice' AS notice FROM outbox")
+    assert [row["notice"] for row in notices] == ["support_closed"]
     assert await owner.fetchval("SELECT count(*) FROM ticket_messages") == 1
 
 

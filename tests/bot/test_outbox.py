@@ -15,7 +15,9 @@ from services.bot.metrics import BotMetrics
 from services.bot.outbox import OutboxLimits, OutboxWorker
 from services.bot.settings import BotSettings
 from services.bot.telegram import create_bot
+from services.bot.texts import Text
 from services.core.db import Database
+from services.core.notices import Notice
 from services.telegram_api import TelegramServer
 
 from .conftest import TOKEN
@@ -151,3 +153,34 @@ async def test_a_batch_claimed_by_a_bot_that_died_is_sent_after_its_lease(
         assert await _statuses(owner) == ["sent"]
     finally:
         await bot.session.close()
+
+
+def test_every_notice_has_words_in_every_language() -> None:
+    assert {notice.value for notice in Notice} <= {key.value for key in Text}
+
+
+async def test_notices_are_worded_in_the_users_language(
+    worker: OutboxWorker, database: Database, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    async with database.unit_of_work() as uow:
+        for telegram_id, language in ((ANN, "ru-RU"), (BOB, None)):
+            user_id = await uow.users.upsert(telegram_id, first_name="U", language_code=language)
+            user = await uow.users.get(user_id)
+            await uow.outbox.tell(user, Notice.TICKET_CLOSED, {"ticket": 7, "solution": "Done."})
+        # A notice without the values its words need fails; nothing else does.
+        await uow.outbox.tell(user, Notice.TICKET_REPLY, {"ticket": 7})
+    assert await worker.deliver_due() == 3
+    assert [call.params["text"] for call in server.control.calls(ANN, "sendMessage")] == [
+        "Обращение №7 закрыто. Done."
+    ]
+    assert [call.params["text"] for call in server.control.calls(BOB, "sendMessage")] == [
+        "Ticket #7 is closed. Done."
+    ]
+    assert await _statuses(owner) == ["sent", "sent", "failed"]
+    error = await owner.fetchval("SELECT last_error FROM outbox WHERE status = 'failed'")
+    assert "support_reply" in error
+    logged = "SELECT text FROM conversation_messages WHERE direction = 'out' ORDER BY id"
+    assert [row[0] for row in await owner.fetch(logged)] == [
+        "Обращение №7 закрыто. Done.",
+        "Ticket #7 is closed. Done.",
+    ]

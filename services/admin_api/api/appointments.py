@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from services.core.db import UnitOfWork
 from services.core.errors import Conflict, NotFound
+from services.core.notices import Notice
 from services.core.repositories.booking import reminder_key
 from services.core.schedule import business_hours
 from services.core.schema import Appointment, AppointmentStatus
@@ -140,15 +141,17 @@ async def cancel_appointment(
         appointment = await uow.appointments.cancel(appointment_id)
         await uow.outbox.withdraw(reminder_key(appointment_id))  # queued by the bot at booking
         await uow.session.refresh(appointment)
-        user = await uow.users.get(appointment.user_id)
-        if user.deleted_at is None:
-            when = appointment.starts_at.strftime("%Y-%m-%d %H:%M UTC")
-            await uow.outbox.enqueue(
-                user.telegram_id,
-                f"Your appointment on {when} was cancelled.",
-                user_id=user.id,
-                dedup_key=f"appointment-cancelled:{appointment_id}",
-            )
+        hours = await business_hours(uow)
+        when = {
+            "starts_at": f"{hours.local(appointment.starts_at):%d.%m.%Y %H:%M}",
+            "zone": hours.timezone,
+        }
+        await uow.outbox.tell(
+            await uow.users.get(appointment.user_id),
+            Notice.BOOKING_CANCELLED,
+            when,
+            dedup_key=f"appointment-cancelled:{appointment_id}",
+        )
         audit.record(
             uow, who, "appointment.cancel", "appointment", appointment_id, _status(was, "cancelled")
         )

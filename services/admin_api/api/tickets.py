@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
+from services.core.notices import Notice
 from services.core.schema import Ticket, TicketMessage, TicketStatus
 
 from .. import audit
@@ -83,6 +84,8 @@ async def assign_ticket(
         ticket = await uow.tickets.get(ticket_id, lock=True)
         previous = ticket.assigned_staff_id
         staff = await uow.tickets.assign(ticket, assignment.staff_id)
+        taken = {"ticket": ticket_id, "staff": staff.name}
+        await uow.outbox.tell(await uow.users.get(ticket.user_id), Notice.TICKET_IN_PROGRESS, taken)
         audit.record(
             uow,
             who,
@@ -103,13 +106,13 @@ async def assign_ticket(
 async def reply_to_ticket(
     database: DatabaseDep, who: Operator, ticket_id: Id, reply: Reply
 ) -> ReplyOut:
-    """Adds a staff message and queues it for the user in the outbox (the bot delivers it)."""
+    """Adds a staff message and queues it for the user in the outbox (the bot delivers it,
+    framed in the user's language)."""
     async with database.unit_of_work() as uow:
         ticket = await uow.tickets.get(ticket_id, lock=True)
         sent = await uow.tickets.reply(ticket, who.staff_id, reply.text)
-        outbox_id = await uow.outbox.enqueue(
-            sent.user.telegram_id, reply.text, user_id=sent.user.id, dedup_key=sent.dedup_key
-        )
+        values = {"ticket": ticket_id, "text": reply.text}
+        outbox_id = await uow.outbox.tell(sent.user, Notice.TICKET_REPLY, values, sent.dedup_key)
         assert outbox_id is not None  # the dedup key is new: the message id is
         audit.record(
             uow,
@@ -128,11 +131,13 @@ async def reply_to_ticket(
 async def close_ticket(
     database: DatabaseDep, who: Operator, ticket_id: Id, closing: Closing
 ) -> Ticket:
-    """Closes the ticket with its solution."""
+    """Closes the ticket with its solution; the user is told."""
     async with database.unit_of_work() as uow:
         ticket = await uow.tickets.get(ticket_id, lock=True)
         previous = ticket.status
         await uow.tickets.close(ticket, closing.solution)
+        closed = {"ticket": ticket_id, "solution": closing.solution}
+        await uow.outbox.tell(await uow.users.get(ticket.user_id), Notice.TICKET_CLOSED, closed)
         audit.record(
             uow, who, "ticket.close", "ticket", ticket_id, {"status": [previous, "closed"]}
         )

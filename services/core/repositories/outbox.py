@@ -7,8 +7,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
-from ..schema import OutboxMessage, OutboxStatus
+from ..notices import Notice
+from ..schema import OutboxMessage, OutboxStatus, User
 from .base import Repository, Transaction, checked
+
+# The outbox method of a notice: not a Bot API method, the bot words it (see notices.py).
+NOTICE_METHOD = "notice"
 
 
 class OutboxRepository(Repository):
@@ -32,6 +36,23 @@ class OutboxRepository(Repository):
         payload = {"chat_id": chat_id, "text": text, **(extra or {})}
         return await self.enqueue_call(
             chat_id, "sendMessage", payload, user_id=user_id, dedup_key=dedup_key, delay=delay
+        )
+
+    async def tell(
+        self, user: User, notice: Notice, values: dict[str, Any], dedup_key: str | None = None
+    ) -> int | None:
+        """Queues a notice for the user, worded in their language when it is sent. None for
+        an erased user (nobody to tell) or a `dedup_key` queued before."""
+        if user.deleted_at is not None:
+            return None
+        payload = {
+            "chat_id": user.telegram_id,
+            "notice": notice.value,
+            "language": user.language_code,
+            "values": values,
+        }
+        return await self.enqueue_call(
+            user.telegram_id, NOTICE_METHOD, payload, user_id=user.id, dedup_key=dedup_key
         )
 
     async def enqueue_call(
