@@ -5,6 +5,7 @@ stack's PgBouncer to PostgreSQL, and whose replies go back to the local Bot API.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,18 @@ SECRET = "bot-test-secret"
 WAIT_SECONDS = 30.0
 
 
-async def eventually(check: Callable[[], bool], seconds: float = WAIT_SECONDS) -> None:
-    """Waits until check() is true; fails the test after `seconds`."""
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], seconds: float = WAIT_SECONDS
+) -> None:
+    """Waits until check() (or what it returns, awaited) is true; fails the test after
+    `seconds`."""
     deadline = asyncio.get_running_loop().time() + seconds
-    while not check():
+    while True:
+        outcome = check()
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        if outcome:
+            return
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not true within {seconds} s")
         await asyncio.sleep(0.05)
