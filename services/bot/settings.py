@@ -23,7 +23,10 @@ class Mode(StrEnum):
 
 
 class BotSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=None, extra="ignore", frozen=True)
+    # An empty variable counts as unset (Compose passes BOT_STAFF_CHAT_ID= when not set).
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_file=None, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     token: SecretStr = SecretStr(DEV_TOKEN)
     mode: Mode = Mode.WEBHOOK

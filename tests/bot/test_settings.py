@@ -34,3 +34,15 @@ def test_production_refuses_the_default_secret(monkeypatch: pytest.MonkeyPatch) 
 def test_a_secret_telegram_would_refuse_is_refused() -> None:
     with pytest.raises(ValidationError, match="BOT_WEBHOOK_SECRET"):
         BotSettings(webhook_secret="has spaces!")
+
+
+def test_an_empty_staff_group_is_none_and_a_private_chat_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOT_STAFF_CHAT_ID", "")  # what Compose passes when it is not set
+    assert BotSettings().staff_chat_id is None
+    monkeypatch.setenv("BOT_STAFF_CHAT_ID", "-1001234567890")
+    assert BotSettings().staff_chat_id == -1001234567890
+    monkeypatch.setenv("BOT_STAFF_CHAT_ID", "4242")  # a user's private chat, not a group
+    with pytest.raises(ValidationError, match="staff_chat_id"):
+        BotSettings()

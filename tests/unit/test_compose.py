@@ -37,3 +37,9 @@ def test_only_loopback_ports_are_published() -> None:
             continue
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_the_bot_refuses_to_start_without_its_secrets() -> None:
+    environment = services()["bot"]["environment"]
+    for name in ("BOT_TOKEN", "BOT_WEBHOOK_SECRET", "BOT_PUBLIC_URL", "DB_PASSWORD"):
+        assert ":?" in str(environment[name]), f"{name} has a default"
