@@ -26,7 +26,9 @@ PROCESSOR_KEY = web.AppKey("processor", UpdateProcessor)
 
 def create_dispatcher(settings: BotSettings, routers: Sequence[Router] = ()) -> Dispatcher:
     """The handlers; tests put routers of their own first."""
-    dispatcher = Dispatcher()
+    # No finite-state machine: a conversation's state lives in the database (tickets,
+    # bookings), not in a process's memory that a restart or a second process would lose.
+    dispatcher = Dispatcher(disable_fsm=True)
     dispatcher.include_routers(*routers, create_router(settings))
     return dispatcher
 
