@@ -6,22 +6,32 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import shlex
+import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiogram import Bot, Router
+from aiogram.filters import Command
+from aiogram.types import Message
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from services.bot.app import create_app, create_dispatcher
 from services.bot.metrics import BotMetrics
+from services.bot.replies import Replies
 from services.bot.settings import BotSettings
 from services.bot.telegram import create_bot
 from services.bot.webhook import register_webhook
-from services.core.db import Database
+from services.core.db import Database, UnitOfWork
 from services.telegram_api import TelegramAPISettings, TelegramServer
 from services.telegram_api.bot import CallRecord
 from tests.conftest import database_settings
@@ -29,6 +39,7 @@ from tests.integration.conftest import owner
 
 __all__ = ["owner"]  # the integration tier's fixture: a direct connection, tables truncated
 
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "1000000001:bot-test-token"
 SECRET = "bot-test-secret"
 # Seconds a test waits for something the stand-in delivers asynchronously.
@@ -137,3 +148,73 @@ async def start_bot(server: TelegramServer, database: Database) -> AsyncIterator
 
 async def count(owner: asyncpg.Connection, query: str, *args: object) -> int:
     return int(await owner.fetchval(query, *args))
+
+
+def flaky_router(failures: list[str]) -> Router:
+    """/flaky adds credits and answers, then fails the first time: a handler bug that
+    Telegram's redelivery (or the poller's retry) gets past."""
+    router = Router(name="flaky")
+
+    @router.message(Command("flaky"))
+    async def flaky(message: Message, uow: UnitOfWork, user_id: int, replies: Replies) -> None:
+        await uow.billing.change_credits(user_id, 5, "test")
+        replies.add(message.chat.id, "five credits added")
+        if not failures:
+            failures.append("failed once")
+            raise RuntimeError("handler bug")
+
+    return router
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stack_env(endpoints: dict[str, str]) -> dict[str, str]:
+    """The DB_* (and other) variables the stack hands its services, from .stack/env."""
+    env = {}
+    for line in Path(endpoints["env_file"]).read_text().splitlines():
+        key, _, value = line.partition("=")
+        env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+async def http_status(http: aiohttp.ClientSession, url: str) -> int:
+    """The status of a GET, or 0 when nothing listens."""
+    try:
+        async with http.get(url) as response:
+            return response.status
+    except aiohttp.ClientConnectionError:
+        return 0
+
+
+@asynccontextmanager
+async def bot_process(
+    server: TelegramServer, endpoints: dict[str, str], log_dir: Path, **env: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`python -m services.bot` as the stack runs it, against the in-process stand-in, on a
+    free port (`env` adds or overrides BOT_ variables); killed if still running at the end.
+    Yields the process and its base URL; its output is in log_dir/bot.log."""
+    port = _free_port()
+    variables = {
+        **os.environ,
+        **_stack_env(endpoints),
+        "BOT_TOKEN": TOKEN,
+        "BOT_API_URL": server.url,
+        "BOT_WEBHOOK_HOST": "127.0.0.1",
+        "BOT_WEBHOOK_PORT": str(port),
+        "BOT_WEBHOOK_SECRET": SECRET,
+        **env,
+    }
+    with (log_dir / "bot.log").open("wb") as log:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.bot", cwd=REPO, env=variables, stdout=log, stderr=log
+        )
+    try:
+        yield child, f"http://127.0.0.1:{port}"
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()

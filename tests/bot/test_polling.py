@@ -4,9 +4,7 @@ after it was applied; what the user, the stand-in and the database see."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +26,10 @@ from services.bot.polling import Backoff, Poller
 from services.bot.replies import Replies
 from services.bot.settings import BotSettings, Mode
 from services.bot.telegram import create_bot
-from services.core.db import Database, UnitOfWork
+from services.core.db import Database
 from services.telegram_api import TelegramServer
 
-from .conftest import SECRET, TOKEN, count, eventually
-from .test_process import REPO, _free_port, _stack_env, _status
+from .conftest import SECRET, TOKEN, bot_process, count, eventually, flaky_router, http_status
 
 USER = 6161
 
@@ -187,27 +184,11 @@ async def test_updates_queued_during_a_database_outage_are_applied_once_in_order
         await after.close()
 
 
-def _flaky_router(failures: list[str]) -> Router:
-    """/flaky adds credits and answers, then fails the first time: a handler bug that a
-    retry gets past."""
-    router = Router(name="flaky")
-
-    @router.message(Command("flaky"))
-    async def flaky(message: Message, uow: UnitOfWork, user_id: int, replies: Replies) -> None:
-        await uow.billing.change_credits(user_id, 5, "test")
-        replies.add(message.chat.id, "five credits added")
-        if not failures:
-            failures.append("failed once")
-            raise RuntimeError("handler bug")
-
-    return router
-
-
 async def test_a_failing_handler_is_retried_and_applied_once(
     start_poller: StartPoller, server: TelegramServer, owner: asyncpg.Connection
 ) -> None:
     failures: list[str] = []
-    bot = await start_poller([_flaky_router(failures)])
+    bot = await start_poller([flaky_router(failures)])
     server.control.send_text(USER, "/flaky")
     server.control.send_text(USER, "/help")
     await eventually(lambda: len(bot.texts(USER)) == 2)
@@ -258,43 +239,27 @@ async def test_the_process_polls_answers_its_probes_and_stops_cleanly_on_sigterm
     server: TelegramServer, endpoints: dict[str, str], owner: asyncpg.Connection, tmp_path: Path
 ) -> None:
     await server.control.set_webhook("http://127.0.0.1:9/telegram/webhook")  # left over
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        **_stack_env(endpoints),
-        "BOT_MODE": "polling",
-        "BOT_POLLING_TIMEOUT": "50",  # SIGTERM must not wait for the long poll
-        "BOT_TOKEN": TOKEN,
-        "BOT_API_URL": server.url,
-        "BOT_WEBHOOK_PORT": str(port),
-        "BOT_WEBHOOK_SECRET": SECRET,
-    }
-    with (tmp_path / "bot.log").open("wb") as log:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.bot", cwd=REPO, env=env, stdout=log, stderr=log
-        )
-    try:
-        async with aiohttp.ClientSession() as http:
-            await eventually(lambda: server.control.bot().webhook is None)
-            assert await _status(http, url + "/health/ready") == 200
-            server.control.send_text(USER, "/help")
-            await eventually(lambda: len(server.control.calls(USER, "sendMessage")) == 1)
-            # Confirmed by the next long poll, which is waiting when SIGTERM comes.
-            await eventually(lambda: server.control.bot().updates.pending() == [])
-            async with http.get(url + "/metrics") as response:
-                metrics = await response.text()
-            assert 'bot_updates_total{outcome="handled",type="message"} 1.0' in metrics
-            child.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(child.wait(), timeout=20) == 0
-            assert await _status(http, url + "/health/live") == 0
-            # Like Telegram, the stand-in still holds the abandoned long poll; a newer poll
-            # ends it, so the stand-in need not wait it out when it stops.
-            poll = f"{server.url}/bot{TOKEN}/getUpdates"
-            async with http.get(poll, params={"timeout": "0"}) as response:
-                assert response.status == 200
-    finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
+    # A long poll of 50 s: SIGTERM must not wait for it.
+    polling = {"BOT_MODE": "polling", "BOT_POLLING_TIMEOUT": "50"}
+    async with (
+        bot_process(server, endpoints, tmp_path, **polling) as (child, url),
+        aiohttp.ClientSession() as http,
+    ):
+        await eventually(lambda: server.control.bot().webhook is None)
+        assert await http_status(http, url + "/health/ready") == 200
+        server.control.send_text(USER, "/help")
+        await eventually(lambda: len(server.control.calls(USER, "sendMessage")) == 1)
+        # Confirmed by the next long poll, which is waiting when SIGTERM comes.
+        await eventually(lambda: server.control.bot().updates.pending() == [])
+        async with http.get(url + "/metrics") as response:
+            metrics = await response.text()
+        assert 'bot_updates_total{outcome="handled",type="message"} 1.0' in metrics
+        child.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(child.wait(), timeout=20) == 0
+        assert await http_status(http, url + "/health/live") == 0
+        # Like Telegram, the stand-in still holds the abandoned long poll; a newer poll
+        # ends it, so the stand-in need not wait it out when it stops.
+        poll = f"{server.url}/bot{TOKEN}/getUpdates"
+        async with http.get(poll, params={"timeout": "0"}) as response:
+            assert response.status == 200
     assert await count(owner, "SELECT count(*) FROM processed_updates") == 1

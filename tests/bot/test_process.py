@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shlex
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,59 +15,17 @@ import pytest
 
 from services.telegram_api import TelegramServer
 
-from .conftest import SECRET, TOKEN, count, eventually
+from .conftest import bot_process, count, eventually, http_status
 
-REPO = Path(__file__).resolve().parents[2]
 USER = 6161
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _stack_env(endpoints: dict[str, str]) -> dict[str, str]:
-    """The DB_* (and other) variables the stack hands its services, from .stack/env."""
-    env = {}
-    for line in Path(endpoints["env_file"]).read_text().splitlines():
-        key, _, value = line.partition("=")
-        env[key] = shlex.split(value)[0] if value else ""
-    return env
-
-
-async def _status(http: aiohttp.ClientSession, url: str) -> int:
-    try:
-        async with http.get(url) as response:
-            return response.status
-    except aiohttp.ClientConnectionError:
-        return 0
 
 
 @pytest.fixture
 async def process(
     server: TelegramServer, endpoints: dict[str, str], owner: asyncpg.Connection, tmp_path: Path
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        **_stack_env(endpoints),
-        "BOT_TOKEN": TOKEN,
-        "BOT_API_URL": server.url,
-        "BOT_WEBHOOK_HOST": "127.0.0.1",
-        "BOT_WEBHOOK_PORT": str(port),
-        "BOT_WEBHOOK_SECRET": SECRET,
-    }
-    with (tmp_path / "bot.log").open("wb") as log:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.bot", cwd=REPO, env=env, stdout=log, stderr=log
-        )
-    try:
-        yield child, f"http://127.0.0.1:{port}"
-    finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
+    async with bot_process(server, endpoints, tmp_path) as running:
+        yield running
 
 
 async def test_runs_registers_and_stops_cleanly_on_sigterm(
@@ -82,10 +36,10 @@ async def test_runs_registers_and_stops_cleanly_on_sigterm(
     child, url = process
     async with aiohttp.ClientSession() as http:
         for _ in range(200):
-            if await _status(http, url + "/health/live") == 200:
+            if await http_status(http, url + "/health/live") == 200:
                 break
             await asyncio.sleep(0.1)
-        assert await _status(http, url + "/health/ready") == 200
+        assert await http_status(http, url + "/health/ready") == 200
         await eventually(lambda: server.control.bot().webhook is not None)
 
         server.control.send_text(USER, "/help")
@@ -127,4 +81,4 @@ async def test_runs_registers_and_stops_cleanly_on_sigterm(
         assert webhook is not None
         assert webhook.config.last_error_message is None
         assert server.control.bot().updates.pending() == []
-        assert await _status(http, url + "/health/live") == 0  # no longer listening
+        assert await http_status(http, url + "/health/live") == 0  # no longer listening

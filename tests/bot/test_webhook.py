@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import aiohttp
 import asyncpg
-from aiogram import Router
-from aiogram.filters import Command
-from aiogram.types import Message
 
 from infra.stack import LocalStack
-from services.bot.replies import Replies
-from services.core.db import Database, UnitOfWork
+from services.core.db import Database
 from services.telegram_api import TelegramServer
 
-from .conftest import SECRET, StartBot, count, eventually
+from .conftest import SECRET, StartBot, count, eventually, flaky_router
 
 USER = 4242
 
@@ -80,27 +76,11 @@ async def test_duplicate_update_id_changes_nothing(
     assert await count(owner, "SELECT count(*) FROM processed_updates") == 1
 
 
-def _flaky_router(failures: list[str]) -> Router:
-    """/flaky adds credits and answers, then fails the first time: a handler bug that
-    Telegram's redelivery gets past."""
-    router = Router(name="flaky")
-
-    @router.message(Command("flaky"))
-    async def flaky(message: Message, uow: UnitOfWork, user_id: int, replies: Replies) -> None:
-        await uow.billing.change_credits(user_id, 5, "test")
-        replies.add(message.chat.id, "five credits added")
-        if not failures:
-            failures.append("failed once")
-            raise RuntimeError("handler bug")
-
-    return router
-
-
 async def test_failed_handler_is_redelivered_and_applied_once(
     start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
 ) -> None:
     failures: list[str] = []
-    bot = await start_bot([_flaky_router(failures)])
+    bot = await start_bot([flaky_router(failures)])
     server.control.send_text(USER, "/flaky")
     await eventually(lambda: len(bot.texts(USER)) == 1)
     assert failures == ["failed once"]
