@@ -150,6 +150,18 @@ async def count(owner: asyncpg.Connection, query: str, *args: object) -> int:
     return int(await owner.fetchval(query, *args))
 
 
+async def assert_each_applied_once(endpoints: dict[str, str], users: int) -> None:
+    """After an outage: each of `users` users' one /start made one user, one processed
+    update and a message each way. A new connection: `owner`'s ended with the server."""
+    after = await asyncpg.connect(endpoints["postgres_dsn"])
+    try:
+        assert await count(after, "SELECT count(*) FROM users") == users
+        assert await count(after, "SELECT count(*) FROM processed_updates") == users
+        assert await count(after, "SELECT count(*) FROM conversation_messages") == 2 * users
+    finally:
+        await after.close()
+
+
 def flaky_router(failures: list[str]) -> Router:
     """/flaky adds credits and answers, then fails the first time: a handler bug that
     Telegram's redelivery (or the poller's retry) gets past."""

@@ -29,7 +29,16 @@ from services.bot.telegram import create_bot
 from services.core.db import Database
 from services.telegram_api import TelegramServer
 
-from .conftest import SECRET, TOKEN, bot_process, count, eventually, flaky_router, http_status
+from .conftest import (
+    SECRET,
+    TOKEN,
+    assert_each_applied_once,
+    bot_process,
+    count,
+    eventually,
+    flaky_router,
+    http_status,
+)
 
 USER = 6161
 
@@ -174,14 +183,7 @@ async def test_updates_queued_during_a_database_outage_are_applied_once_in_order
     assert answered == users
     assert bot.updates("handled") == len(users)
     await eventually(lambda: bot.pending() == [])
-    # `owner`'s connection ended with the server; a new one sees what was committed.
-    after = await asyncpg.connect(endpoints["postgres_dsn"])
-    try:
-        assert await count(after, "SELECT count(*) FROM users") == len(users)
-        assert await count(after, "SELECT count(*) FROM processed_updates") == len(users)
-        assert await count(after, "SELECT count(*) FROM conversation_messages") == 2 * len(users)
-    finally:
-        await after.close()
+    await assert_each_applied_once(endpoints, len(users))
 
 
 async def test_a_failing_handler_is_retried_and_applied_once(

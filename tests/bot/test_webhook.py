@@ -9,7 +9,7 @@ from infra.stack import LocalStack
 from services.core.db import Database
 from services.telegram_api import TelegramServer
 
-from .conftest import SECRET, StartBot, count, eventually, flaky_router
+from .conftest import SECRET, StartBot, assert_each_applied_once, count, eventually, flaky_router
 
 USER = 4242
 
@@ -143,14 +143,7 @@ async def test_database_outage_answers_503_then_applies_every_update_once(
         stack.start_postgres()
     await eventually(lambda: all(len(bot.texts(user)) == 1 for user in users), seconds=60)
     assert bot.updates("handled") == len(users)
-    # `owner`'s connection ended with the server; a new one sees what was committed.
-    after = await asyncpg.connect(endpoints["postgres_dsn"])
-    try:
-        assert await count(after, "SELECT count(*) FROM users") == len(users)
-        assert await count(after, "SELECT count(*) FROM processed_updates") == len(users)
-        assert await count(after, "SELECT count(*) FROM conversation_messages") == 2 * len(users)
-    finally:
-        await after.close()
+    await assert_each_applied_once(endpoints, len(users))
     assert all(len(bot.sent(user)) == 1 for user in users)
 
 
