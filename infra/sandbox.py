@@ -15,8 +15,8 @@ from .stack import DEFAULT_STATE_DIR
 
 # (code, title, description, price in Stars, credits)
 PRODUCTS = [
-    ("sandbox-small", "10 credits", "Ten message credits (sandbox product)", 5, 10),
-    ("sandbox-large", "50 credits", "Fifty message credits (sandbox product)", 20, 50),
+    ("sandbox-small", "Starter pack", "Ten message credits (sandbox product)", 5, 10),
+    ("sandbox-large", "Big pack", "Fifty message credits (sandbox product)", 20, 50),
 ]
 
 

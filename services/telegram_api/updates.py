@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,10 +42,18 @@ def allowed(update: Update, allowed_updates: list[str] | None) -> bool:
     return kind not in _OPT_IN_ONLY
 
 
+def _first_id() -> int:
+    """Where a new queue's update ids start: the clock in microseconds (below 2**53, so JSON
+    readers keep them exact). Telegram's ids only grow, and a bot ignores an id it has
+    processed, so a restarted stand-in must not start again from 1: this stays ahead as long
+    as it hands out fewer than a million updates a second."""
+    return time.time_ns() // 1000
+
+
 class UpdateQueue:
     def __init__(self) -> None:
         self._pending: dict[int, Update] = {}
-        self._last_id = 0
+        self._last_id = _first_id()
         self._arrived = asyncio.Event()
         self._polls = 0  # getUpdates calls so far: a newer one ends an older one's wait
         self.listeners: list[Callable[[Update], None]] = []

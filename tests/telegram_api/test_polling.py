@@ -94,3 +94,13 @@ async def test_a_second_poller_ends_the_first_with_a_conflict(
         await first
     server.control.send_text(USER, "for the survivor")
     assert [u.message.text for u in await second if u.message] == ["for the survivor"]
+
+
+async def test_a_restarted_server_never_reuses_an_update_id(
+    bot: Bot, server: TelegramServer
+) -> None:
+    before = [server.control.send_text(USER, f"message {n}").update_id for n in range(50)]
+    await server.reset()  # what a restart does to the stand-in's state
+    await asyncio.sleep(0.01)
+    after = server.control.send_text(USER, "after the restart").update_id
+    assert after > max(before)
