@@ -21,6 +21,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import CallbackQuery, Chat, Message, Update
 from aiogram.types import User as TelegramUser
 from sqlmodel import col
@@ -169,8 +170,13 @@ class UpdateProcessor:
             )
         else:
             outcome = Outcome.THROTTLED
-            if verdict is Verdict.WARN and chat is not None:
-                replies.add(chat.id, text(language, Text.SLOW_DOWN))
+            warning = text(language, Text.SLOW_DOWN) if verdict is Verdict.WARN else None
+            if update.callback_query is not None:
+                # A pressed button spins until it is answered: answered, warning or not.
+                query_id = update.callback_query.id
+                replies.call(AnswerCallbackQuery(callback_query_id=query_id, text=warning))
+            elif warning is not None and chat is not None:
+                replies.add(chat.id, warning)
         if user_id is not None:
             for said in replies.texts():
                 await uow.messages.log(

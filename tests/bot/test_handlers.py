@@ -74,3 +74,28 @@ async def test_a_flooding_user_is_told_once_to_slow_down(
     # Every message is still in the conversation log, answered or not.
     inbound = "SELECT count(*) FROM conversation_messages WHERE direction = 'in'"
     assert await count(owner, inbound) == 6
+
+
+async def test_a_throttled_button_press_is_answered_so_it_stops_spinning(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    await owner.execute(
+        "INSERT INTO products (code, title, description, price_stars, credits) "
+        "VALUES ('pack', 'Pack', 'Ten credits', 5, 10)"
+    )
+    bot = await start_bot(throttle_burst=2, throttle_per_minute=1)
+    server.control.send_text(USER, "/buy")
+    await eventually(lambda: len(bot.texts(USER)) == 1)
+    offer = server.control.messages(USER)[-1]
+    assert offer.reply_markup is not None
+    product = offer.reply_markup.inline_keyboard[0][0].callback_data
+    assert product is not None
+    for _ in range(2):  # the second press is over the limit
+        server.control.press_button(USER, offer.message_id, product)
+    await eventually(lambda: len(server.control.calls(method="answerCallbackQuery")) == 2)
+    answers = server.control.calls(method="answerCallbackQuery")
+    assert [call.ok for call in answers] == [True, True]
+    assert "text" not in answers[0].params
+    assert str(answers[1].params["text"]).startswith("You are sending messages too fast")
+    assert bot.updates("throttled", kind="callback_query") == 1
+    assert len(server.control.calls(USER, "sendInvoice")) == 1
