@@ -116,7 +116,8 @@ def _worded(payload: dict[str, Any]) -> SendMessage:
         raise ValueError(f"notice {payload.get('notice')!r} cannot be worded: {error!r}") from error
     if len(said) > MESSAGE_MAX and isinstance(values.get("text"), str):
         said = values["text"]  # a staff reply that fills a message is sent as written
-    return SendMessage(chat_id=payload["chat_id"], text=said)
+    thread = payload.get("message_thread_id")  # a notice posted in a support topic
+    return SendMessage(chat_id=payload["chat_id"], text=said, message_thread_id=thread)
 
 
 class OutboxWorker:

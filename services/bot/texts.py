@@ -53,6 +53,7 @@ class Text(StrEnum):
     STAFF_ASSIGNED = "staff_assigned"
     STAFF_STATUS = "staff_status"
     STAFF_NEEDS_SOLUTION = "staff_needs_solution"
+    STAFF_API_REPLY = "staff_api_reply"
     # Credits and payments
     COMMAND_BUY = "command_buy"
     BUY_CHOOSE = "buy_choose"
@@ -111,6 +112,7 @@ ENGLISH = {
     "{telegram_id} with the admin API.",
     Text.STAFF_NO_TICKET: "This user has no open ticket; nothing was sent.",
     Text.STAFF_ASSIGNED: "Ticket #{ticket} is assigned to {staff}.",
+    Text.STAFF_API_REPLY: "{staff} answered ticket #{ticket} in the admin API:\n{text}",
     Text.STAFF_STATUS: "Ticket #{ticket} is {status}.",
     Text.STAFF_NEEDS_SOLUTION: "Write the solution after the command, e.g. /resolve Restarted "
     "the router. The user reads it.",
@@ -173,6 +175,7 @@ RUSSIAN = {
     "Telegram id {telegram_id} через admin API.",
     Text.STAFF_NO_TICKET: "У пользователя нет открытого обращения; ничего не отправлено.",
     Text.STAFF_ASSIGNED: "Обращение №{ticket} назначено: {staff}.",
+    Text.STAFF_API_REPLY: "{staff} ответил(а) на обращение №{ticket} в admin API:\n{text}",
     Text.STAFF_STATUS: "Обращение №{ticket}: {status}.",
     Text.STAFF_NEEDS_SOLUTION: "Напишите решение после команды, например /resolve Перезагрузили "
     "роутер. Пользователь его прочитает.",

@@ -1,6 +1,7 @@
-"""Notices: messages to a user that a service queues by meaning and the bot words in the
-user's language when it sends them (the words are the bot's catalogue, services/bot/texts.py,
-under the same keys). The admin API says what happened; only the bot speaks to users."""
+"""Notices: messages that a service queues by meaning and the bot words when it sends them
+(the words are the bot's catalogue, services/bot/texts.py, under the same keys): to a user in
+their language, or in a user's support topic in the staff group. The admin API says what
+happened; only the bot speaks in Telegram."""
 
 from enum import StrEnum
 
@@ -13,3 +14,7 @@ class Notice(StrEnum):
     TICKET_RESOLVED = "support_resolved"  # ticket, solution
     TICKET_CLOSED = "support_closed"  # ticket, solution
     BOOKING_CANCELLED = "booking_cancelled"  # starts_at, zone (formatted): staff cancelled it
+    # In the user's topic, for staff working in Telegram:
+    STAFF_API_REPLY = "staff_api_reply"  # ticket, staff, text: answered in the admin API
+    STAFF_ASSIGNED = "staff_assigned"  # ticket, staff
+    STAFF_STATUS = "staff_status"  # ticket, status

@@ -1,6 +1,6 @@
 """Staff working from the admin API reach the user through the bot, across processes: the
 stack's admin-api process writes the outbox through PgBouncer, the bot delivers it to the
-Bot API in the user's language."""
+Bot API in the user's language, and posts what was done in the user's support topic."""
 
 # The user's texts are Cyrillic on purpose; ruff takes some of its letters for Latin.
 # ruff: noqa: RUF001
@@ -20,6 +20,7 @@ from services.telegram_api import TelegramServer
 from .conftest import StartBot, eventually
 
 USER = 8181
+STAFF_CHAT = -1009876543210  # a forum supergroup in the local Bot API
 
 
 async def _operator_key(database: Database) -> dict[str, str]:
@@ -52,7 +53,7 @@ async def test_a_reply_closing_and_cancellation_from_the_admin_api_reach_the_use
     owner: asyncpg.Connection,
     endpoints: dict[str, str],
 ) -> None:
-    bot = await start_bot(outbox_chat_interval=0.01)
+    bot = await start_bot(outbox_chat_interval=0.01, staff_chat_id=STAFF_CHAT)
     server.control.push_update(_russian("/support"))
     await eventually(lambda: len(bot.texts(USER)) == 1)
     ticket = await owner.fetchval("SELECT id FROM tickets")
@@ -82,5 +83,19 @@ async def test_a_reply_closing_and_cancellation_from_the_admin_api_reach_the_use
         "Извините, ваша запись на 04.03.2100 10:00 (UTC) отменена. Отправьте /book, чтобы "
         "выбрать другое время.",
     ]
-    assert await owner.fetchval("SELECT count(*) FROM outbox") == 3
+    # Staff working in Telegram see in the user's topic what was done in the admin API.
+    thread = await owner.fetchval("SELECT message_thread_id FROM forum_topics")
+
+    def topic() -> list[str | None]:
+        return [
+            message.text
+            for message in server.control.messages(STAFF_CHAT)
+            if message.message_thread_id == thread and message.forum_topic_created is None
+        ]
+
+    await eventually(lambda: len(topic()) == 3)
+    assert topic()[1:] == [
+        f"Olga answered ticket #{ticket} in the admin API:\nКредиты вернули.",
+        f"Ticket #{ticket} is closed.",
+    ]
     await eventually(lambda: owner.fetchval("SELECT bool_and(status = 'sent') FROM outbox"))

@@ -153,14 +153,17 @@ async def erase_user(database: DatabaseDep, who: Admin, user_id: Id) -> Erasure:
             .where(col(Ticket.user_id) == user_id)
             .values(subject=ERASED, solution=None)
         )
-        outbox = await session.execute(
-            sa.delete(OutboxMessage).where(
-                sa.or_(
-                    col(OutboxMessage.user_id) == user_id,
-                    col(OutboxMessage.chat_id) == telegram_id,
+        theirs = [col(OutboxMessage.user_id) == user_id, col(OutboxMessage.chat_id) == telegram_id]
+        topic = await uow.tickets.user_topic(user_id)
+        if topic is not None:  # what is on its way to their support topic is about them too
+            theirs.append(
+                sa.and_(
+                    col(OutboxMessage.chat_id) == topic.chat_id,
+                    col(OutboxMessage.payload)["message_thread_id"].as_integer()
+                    == topic.message_thread_id,
                 )
             )
-        )
+        outbox = await session.execute(sa.delete(OutboxMessage).where(sa.or_(*theirs)))
         await session.execute(sa.delete(ForumTopic).where(col(ForumTopic.user_id) == user_id))
         counts = {
             "conversation_messages": conversation.rowcount,  # type: ignore[attr-defined]

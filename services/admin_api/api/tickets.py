@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
+from services.core.db import UnitOfWork
 from services.core.notices import Notice
 from services.core.schema import Ticket, TicketMessage, TicketStatus
 
@@ -27,6 +28,15 @@ from ..schemas import (
 from .deps import DatabaseDep, Id, IdFilter, Limit, Operator, Viewer
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+
+async def _in_topic(
+    uow: UnitOfWork, ticket: Ticket, notice: Notice, values: dict[str, object]
+) -> None:
+    """Staff working in Telegram see in the user's support topic what was done here."""
+    topic = await uow.tickets.user_topic(ticket.user_id)
+    if topic is not None:
+        await uow.outbox.post(topic, notice, values)
 
 
 @router.get("", response_model=Page[TicketOut], responses=problem_responses(422))
@@ -86,6 +96,7 @@ async def assign_ticket(
         staff = await uow.tickets.assign(ticket, assignment.staff_id)
         taken = {"ticket": ticket_id, "staff": staff.name}
         await uow.outbox.tell(await uow.users.get(ticket.user_id), Notice.TICKET_IN_PROGRESS, taken)
+        await _in_topic(uow, ticket, Notice.STAFF_ASSIGNED, taken)
         audit.record(
             uow,
             who,
@@ -114,6 +125,7 @@ async def reply_to_ticket(
         values = {"ticket": ticket_id, "text": reply.text}
         outbox_id = await uow.outbox.tell(sent.user, Notice.TICKET_REPLY, values, sent.dedup_key)
         assert outbox_id is not None  # the dedup key is new: the message id is
+        await _in_topic(uow, ticket, Notice.STAFF_API_REPLY, values | {"staff": who.name})
         audit.record(
             uow,
             who,
@@ -138,6 +150,8 @@ async def close_ticket(
         await uow.tickets.close(ticket, closing.solution)
         closed = {"ticket": ticket_id, "solution": closing.solution}
         await uow.outbox.tell(await uow.users.get(ticket.user_id), Notice.TICKET_CLOSED, closed)
+        status = {"ticket": ticket_id, "status": TicketStatus.CLOSED.value}
+        await _in_topic(uow, ticket, Notice.STAFF_STATUS, status)
         audit.record(
             uow, who, "ticket.close", "ticket", ticket_id, {"status": [previous, "closed"]}
         )

@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
 from ..notices import Notice
-from ..schema import OutboxMessage, OutboxStatus, User
+from ..schema import ForumTopic, OutboxMessage, OutboxStatus, User
 from .base import Repository, Transaction, checked
 
 # The outbox method of a notice: not a Bot API method, the bot words it (see notices.py).
@@ -54,6 +54,18 @@ class OutboxRepository(Repository):
         return await self.enqueue_call(
             user.telegram_id, NOTICE_METHOD, payload, user_id=user.id, dedup_key=dedup_key
         )
+
+    async def post(self, topic: ForumTopic, notice: Notice, values: dict[str, Any]) -> int | None:
+        """Queues a notice in a user's support topic, worded in the staff group's language
+        (the bot's default)."""
+        payload = {
+            "chat_id": topic.chat_id,
+            "message_thread_id": topic.message_thread_id,
+            "notice": notice.value,
+            "language": None,
+            "values": values,
+        }
+        return await self.enqueue_call(topic.chat_id, NOTICE_METHOD, payload)
 
     async def enqueue_call(
         self,

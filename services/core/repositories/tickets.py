@@ -216,6 +216,10 @@ class TicketRepository(Repository):
         )
         return result.scalar_one_or_none()
 
+    async def user_topic(self, user_id: int) -> ForumTopic | None:
+        """The user's topic in whichever staff group it is (the admin API knows no group)."""
+        return await self.session.get(ForumTopic, user_id)
+
     async def topic_user(self, chat_id: int, message_thread_id: int) -> int | None:
         """Whose topic this is: a user id, or None for a topic that is not a user's."""
         result = await self.session.execute(
