@@ -1,11 +1,11 @@
-"""The audit log: one entry per change, added to the change's own transaction."""
+"""The audit log: one entry per change, added to the change's own transaction, with the
+caller of the request as the actor."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from services.core.db import UnitOfWork
-from services.core.schema import AuditEntry
 
 from .auth import Principal
 
@@ -18,15 +18,4 @@ def record(
     entity_id: object,
     summary: dict[str, Any],
 ) -> None:
-    """Adds the entry to the unit of work: it commits with the change or not at all.
-    `summary` holds what changed (ids, flags, amounts), never a user's personal text."""
-    uow.session.add(
-        AuditEntry(
-            staff_id=who.staff_id,
-            actor=who.name,
-            action=action,
-            entity=entity,
-            entity_id=None if entity_id is None else str(entity_id),
-            summary=summary,
-        )
-    )
+    uow.audit.record(who.staff_id, who.name, action, entity, entity_id, summary)

@@ -39,7 +39,7 @@ from services.core.db import Database, UnitOfWork
 from services.core.errors import Conflict
 from services.core.notices import Notice
 from services.core.repositories.tickets import UNFINISHED
-from services.core.schema import AuditEntry, Staff, Ticket, TicketMessage, TicketStatus, User
+from services.core.schema import Staff, Ticket, TicketMessage, TicketStatus, User
 
 from .replies import Replies
 from .settings import BotSettings
@@ -397,18 +397,9 @@ def _status(ticket: Ticket, language: str = FALLBACK) -> str:
 def _audit(
     uow: UnitOfWork, staff: Staff, action: str, ticket: Ticket, summary: dict[str, Any]
 ) -> None:
-    """The audit entry the admin API writes for the same action: staff act from the group
-    too, and the log shows who did what either way."""
-    uow.session.add(
-        AuditEntry(
-            staff_id=staff.id,
-            actor=staff.name,
-            action=action,
-            entity="ticket",
-            entity_id=str(ticket.id),
-            summary=summary,
-        )
-    )
+    """The entry the admin API writes for the same action: the log shows who did what, in
+    the group or in the admin API."""
+    uow.audit.record(staff.id, staff.name, action, "ticket", ticket.id, summary)
 
 
 def _answer(replies: Replies, message: Message, said: str) -> None:

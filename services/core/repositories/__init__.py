@@ -1,6 +1,7 @@
 """Repositories: queries and writes by concern. They share the unit of work's session and
 never commit; the unit of work does, once."""
 
+from .audit import AuditRepository
 from .base import Transaction
 from .billing import BillingRepository
 from .booking import AppointmentRepository
@@ -13,6 +14,7 @@ from .users import MessageRepository, UpdateRepository, UserRepository
 class Repositories:
     def __init__(self, transaction: Transaction) -> None:
         self.updates = UpdateRepository(transaction)
+        self.audit = AuditRepository(transaction)
         self.users = UserRepository(transaction)
         self.messages = MessageRepository(transaction)
         self.appointments = AppointmentRepository(transaction)
@@ -24,6 +26,7 @@ class Repositories:
 
 __all__ = [
     "AppointmentRepository",
+    "AuditRepository",
     "BillingRepository",
     "MessageRepository",
     "OutboxRepository",
