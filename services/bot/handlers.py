@@ -2,8 +2,8 @@
 (`user_id`, None outside private chats), their catalogue (`language`) and the reply collector
 (`replies`) from processing.py; they never call the Bot API themselves, except to create a
 support topic (support.py, which also gets `database` to store the topic in a transaction of
-its own). Each flow has its own router: booking.py, payments.py and
-support.py."""
+its own). Each flow has its own router: booking.py, payments.py,
+support.py (users) and support_staff.py (the staff group)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiogram.types import Message
 
 from services.core.db import UnitOfWork
 
-from . import booking, payments, support
+from . import booking, payments, support, support_staff
 from .profile import load_profile
 from .replies import Replies
 from .settings import BotSettings
@@ -71,7 +71,10 @@ def create_router(settings: BotSettings) -> Router:
     router.message.register(help_, Command("help"))
     router.message.register(profile, Command("profile"))
     router.include_routers(
-        booking.router(settings), payments.router(settings), support.router(settings)
+        booking.router(settings),
+        payments.router(settings),
+        support.router(settings),
+        support_staff.router(settings),
     )
     # Last: aiogram tries a router's own handlers before its sub-routers'.
     fallback = Router(name="fallback")

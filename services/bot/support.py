@@ -7,14 +7,9 @@ command is its first message. While a ticket is active, the user's other message
 photo or file) are added to it; a resolved ticket reopens. /close closes it. Without an active
 ticket, messages go on to the catch-all answer.
 
-Staff side (settings.staff_chat_id, a forum supergroup): each user gets one topic, created
-the first time one of their messages needs it. In a user's topic an active staff member
-(Staff.telegram_id) answers with plain text, which reaches the user framed in the user's
-language; the first to answer is assigned. /assign takes the ticket, /resolve <solution> and
-/close <solution> end it; the user is told each time, and the audit log records it as it does
-for the admin API. Anyone else is told they are not staff; bots' messages, messages outside
-topics and topics that are not a user's are ignored. Without a staff group, tickets are
-answered through the admin API only.
+The staff group (settings.staff_chat_id, a forum supergroup): each user gets one topic,
+created the first time one of their messages needs it; what staff do there is
+support_staff.py. Without a staff group, tickets are answered through the admin API only.
 
 Everything the user or the staff group must get goes through the outbox, in the update's
 transaction; the staff member's own command is answered in the topic after the commit. Copies
@@ -26,23 +21,20 @@ has no language of its own); answers to a staff member's command are in theirs.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters import Command, CommandObject
-from aiogram.methods import SendMessage
 from aiogram.types import ForumTopic, Message
 
 from services.core.db import Database, UnitOfWork
 from services.core.errors import Conflict
-from services.core.notices import Notice
-from services.core.repositories.tickets import UNFINISHED
-from services.core.schema import Staff, Ticket, TicketMessage, TicketStatus, User
+from services.core.schema import Ticket, TicketMessage, TicketStatus, User
 
 from .replies import Replies
 from .settings import BotSettings
+from .support_staff import status_line
 from .texts import FALLBACK, Text, text
 
 log = logging.getLogger(__name__)
@@ -76,8 +68,6 @@ def _topic_name(user: User) -> str:
 class Support:
     def __init__(self, staff_chat_id: int | None) -> None:
         self._staff_chat_id = staff_chat_id
-
-    # User side
 
     async def open_ticket(
         self,
@@ -151,7 +141,7 @@ class Support:
         if self._staff_chat_id is not None:
             thread = await uow.tickets.topic(user_id, self._staff_chat_id)
             if thread is not None:
-                await self._post(uow, thread, _status(ticket))
+                await self._post(uow, thread, status_line(ticket))
 
     async def _to_staff(
         self,
@@ -189,7 +179,7 @@ class Support:
             )
             await self._post(uow, thread, intro, dedup_key=f"ticket-new:{ticket.id}")
         elif reopened:
-            await self._post(uow, thread, _status(ticket))
+            await self._post(uow, thread, status_line(ticket))
         for message in added:
             if message.telegram_message_id is None:  # not written in Telegram
                 continue
@@ -249,183 +239,13 @@ class Support:
             self._staff_chat_id, said, dedup_key=dedup_key, extra={"message_thread_id": thread}
         )
 
-    # Staff side
-
-    async def _staff_in_topic(
-        self, message: Message, uow: UnitOfWork, language: str, replies: Replies
-    ) -> tuple[User, Staff] | None:
-        """The topic's user and the staff member writing; None when the message is not for
-        support (the sender was told if they are not staff)."""
-        assert message.message_thread_id is not None and message.from_user is not None
-        user_id = await uow.tickets.topic_user(message.chat.id, message.message_thread_id)
-        if user_id is None:
-            return None
-        staff = await uow.tickets.staff_member(message.from_user.id)
-        if staff is None:
-            unknown = text(language, Text.STAFF_UNKNOWN, telegram_id=message.from_user.id)
-            _answer(replies, message, unknown)
-            return None
-        return await uow.users.get(user_id), staff
-
-    async def _ticket_for_staff(
-        self,
-        message: Message,
-        uow: UnitOfWork,
-        language: str,
-        replies: Replies,
-        user: User,
-        *,
-        unfinished: bool,
-    ) -> Ticket | None:
-        assert user.id is not None
-        if unfinished:
-            ticket = await uow.tickets.latest(user.id, UNFINISHED, lock=True)
-        else:
-            ticket = await uow.tickets.latest(user.id, lock=True)
-        if ticket is None:
-            _answer(replies, message, text(language, Text.STAFF_NO_TICKET))
-        return ticket
-
-    async def staff_reply(
-        self, message: Message, uow: UnitOfWork, language: str, replies: Replies
-    ) -> None:
-        found = await self._staff_in_topic(message, uow, language, replies)
-        if found is None:
-            return
-        user, staff = found
-        ticket = await self._ticket_for_staff(
-            message, uow, language, replies, user, unfinished=True
-        )
-        if ticket is None or staff.id is None or message.text is None:
-            return
-        sent = await uow.tickets.reply(ticket, staff.id, message.text, message.message_id)
-        reply = {"ticket": ticket.id, "text": message.text}
-        outbox_id = await uow.outbox.tell(user, Notice.TICKET_REPLY, reply, sent.dedup_key)
-        _audit(
-            uow,
-            staff,
-            "ticket.reply",
-            ticket,
-            {"ticket_message_id": sent.message.id, "outbox_id": outbox_id},
-        )
-        if ticket.assigned_staff_id is None:  # the first to answer takes the ticket
-            await uow.tickets.assign(ticket, staff.id)
-            _audit(uow, staff, "ticket.assign", ticket, {"assigned_staff_id": [None, staff.id]})
-
-    async def staff_assign(
-        self, message: Message, uow: UnitOfWork, language: str, replies: Replies
-    ) -> None:
-        found = await self._staff_in_topic(message, uow, language, replies)
-        if found is None:
-            return
-        user, staff = found
-        ticket = await self._ticket_for_staff(
-            message, uow, language, replies, user, unfinished=True
-        )
-        if ticket is None or staff.id is None:
-            return
-        previous = ticket.assigned_staff_id
-        await uow.tickets.assign(ticket, staff.id)
-        _audit(uow, staff, "ticket.assign", ticket, {"assigned_staff_id": [previous, staff.id]})
-        _answer(
-            replies,
-            message,
-            text(language, Text.STAFF_ASSIGNED, ticket=ticket.id, staff=staff.name),
-        )
-        taken = {"ticket": ticket.id, "staff": staff.name}
-        await uow.outbox.tell(user, Notice.TICKET_IN_PROGRESS, taken)
-
-    async def staff_resolve(
-        self,
-        message: Message,
-        command: CommandObject,
-        uow: UnitOfWork,
-        language: str,
-        replies: Replies,
-    ) -> None:
-        await self._finish(message, command, uow, language, replies, TicketStatus.RESOLVED)
-
-    async def staff_close(
-        self,
-        message: Message,
-        command: CommandObject,
-        uow: UnitOfWork,
-        language: str,
-        replies: Replies,
-    ) -> None:
-        await self._finish(message, command, uow, language, replies, TicketStatus.CLOSED)
-
-    async def _finish(
-        self,
-        message: Message,
-        command: CommandObject,
-        uow: UnitOfWork,
-        language: str,
-        replies: Replies,
-        status: TicketStatus,
-    ) -> None:
-        found = await self._staff_in_topic(message, uow, language, replies)
-        if found is None:
-            return
-        user, staff = found
-        solution = (command.args or "").strip()
-        if not solution:
-            _answer(replies, message, text(language, Text.STAFF_NEEDS_SOLUTION))
-            return
-        resolving = status == TicketStatus.RESOLVED
-        ticket = await self._ticket_for_staff(
-            message, uow, language, replies, user, unfinished=resolving
-        )
-        if ticket is None:
-            return
-        previous = ticket.status
-        if resolving:
-            await uow.tickets.resolve(ticket, solution)
-        else:
-            await uow.tickets.close(ticket, solution)
-        action = "ticket.resolve" if resolving else "ticket.close"
-        _audit(uow, staff, action, ticket, {"status": [previous, status]})
-        _answer(replies, message, _status(ticket, language))
-        notice = Notice.TICKET_RESOLVED if resolving else Notice.TICKET_CLOSED
-        await uow.outbox.tell(user, notice, {"ticket": ticket.id, "solution": solution})
-
-
-def _status(ticket: Ticket, language: str = FALLBACK) -> str:
-    return text(language, Text.STAFF_STATUS, ticket=ticket.id, status=ticket.status.value)
-
-
-def _audit(
-    uow: UnitOfWork, staff: Staff, action: str, ticket: Ticket, summary: dict[str, Any]
-) -> None:
-    """The entry the admin API writes for the same action: the log shows who did what, in
-    the group or in the admin API."""
-    uow.audit.record(staff.id, staff.name, action, "ticket", ticket.id, summary)
-
-
-def _answer(replies: Replies, message: Message, said: str) -> None:
-    """A reply in the topic the staff member wrote in."""
-    replies.call(
-        SendMessage(chat_id=message.chat.id, message_thread_id=message.message_thread_id, text=said)
-    )
-
 
 def router(settings: BotSettings) -> Router:
+    """The user's side, in private chats; the staff group's is support_staff.py."""
     support = Support(settings.staff_chat_id)
     handlers = Router(name="support")
     private = F.chat.type == "private"
     handlers.message.register(support.open_ticket, private, Command("support"))
     handlers.message.register(support.close_own_ticket, private, Command("close"))
     handlers.message.register(support.write_to_ticket, private, ticket_content)
-    if settings.staff_chat_id is not None:
-        in_topic = (
-            (F.chat.id == settings.staff_chat_id)
-            & F.is_topic_message
-            & F.message_thread_id
-            & F.from_user
-            & ~F.from_user.is_bot
-        )
-        handlers.message.register(support.staff_assign, in_topic, Command("assign"))
-        handlers.message.register(support.staff_resolve, in_topic, Command("resolve"))
-        handlers.message.register(support.staff_close, in_topic, Command("close"))
-        handlers.message.register(support.staff_reply, in_topic, F.text & ~F.text.startswith("/"))
     return handlers
