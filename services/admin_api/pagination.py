@@ -6,12 +6,18 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlmodel import col
 
+from services.core.db import Database
+
 from .problems import ProblemError
+from .schemas import Page
+
+Out = TypeVar("Out", bound=BaseModel)
 
 # Cursors are unpadded base64url.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -33,20 +39,27 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         ) from error
 
 
-def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
-    """The first `limit` rows (the query fetched one more) and the cursor of the next page."""
-    if len(rows) <= limit:
-        return rows, None
-    page = rows[:limit]
-    last = page[-1]
-    return page, encode_cursor(last.created_at, last.id)
+async def fetch_page(
+    database: Database, query: sa.Select[Any], out: type[Out], limit: int
+) -> Page[Out]:
+    """Runs a newest-first query that fetches one row past the page: the first `limit` rows
+    as `out`, and the cursor of the next page when that extra row came."""
+    async with database.unit_of_work() as uow:
+        rows = list((await uow.session.execute(query)).scalars())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+    return Page[out](  # type: ignore[valid-type]
+        items=[out.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
 
 
 def newest_first(
     query: sa.Select[Any], model: Any, cursor: str | None, limit: int
 ) -> sa.Select[Any]:
     """query ordered newest first by (created_at, id), starting after the cursor, fetching one
-    row past the page so page_of can tell whether another page follows."""
+    row past the page so fetch_page can tell whether another page follows."""
     created_at, row_id = col(model.created_at), col(model.id)
     if cursor is not None:
         query = query.where(sa.tuple_(created_at, row_id) < sa.tuple_(*decode_cursor(cursor)))

@@ -240,13 +240,12 @@ class Booking:
         )
 
     async def _listing(
-        self, uow: UnitOfWork, user_id: int, language: str, now: datetime
+        self, uow: UnitOfWork, calendar: Calendar, user_id: int, language: str, now: datetime
     ) -> tuple[str, InlineKeyboardMarkup | None]:
         """The user's upcoming bookings with a cancel button each, or MY_NONE."""
         held = await uow.appointments.upcoming(user_id, now, limit=MAX_LISTED)
         if not held:
             return text(language, Text.MY_NONE), None
-        calendar = await self._calendar(uow)
         lines = "\n".join(LISTED.format(calendar.local(a.starts_at)) for a in held)
         buttons = [
             [
@@ -270,9 +269,9 @@ class Booking:
     ) -> None:
         if user_id is None:
             return
-        replies.add(
-            message.chat.id, *await self._listing(uow, user_id, language, datetime.now(UTC))
-        )
+        calendar = await self._calendar(uow)
+        listed = await self._listing(uow, calendar, user_id, language, datetime.now(UTC))
+        replies.add(message.chat.id, *listed)
 
     async def cancel(
         self,
@@ -288,14 +287,14 @@ class Booking:
         now = datetime.now(UTC)
         match = CANCEL_DATA.fullmatch(query.data or "")
         starts_at = await _cancel(uow, int(match[1]), user_id, now) if match else None
+        calendar = await self._calendar(uow)
         if starts_at is None:
             outcome = text(language, Text.CANCEL_GONE)
         else:
-            calendar = await self._calendar(uow)
             local = calendar.local(starts_at)
             outcome = text(language, Text.CANCELLED, starts_at=local, zone=calendar.zone)
         # The list under the outcome stays current: what is left, with its buttons.
-        listed, markup = await self._listing(uow, user_id, language, now)
+        listed, markup = await self._listing(uow, calendar, user_id, language, now)
         _show(query, replies, f"{outcome}\n\n{listed}", markup)
 
 

@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from services.core.schema import Payment
 
-from ..pagination import CURSOR_PATTERN, newest_first, page_of
+from ..pagination import CURSOR_PATTERN, fetch_page, newest_first
 from ..problems import problem_responses
 from ..schemas import Page, PaymentOut
 from .deps import DatabaseDep, IdFilter, Limit, Viewer
@@ -43,9 +43,4 @@ async def list_payments(
     if created_to is not None:
         query = query.where(col(Payment.created_at) < created_to)
     query = newest_first(query, Payment, cursor, limit)
-    async with database.unit_of_work() as uow:
-        rows = list((await uow.session.execute(query)).scalars())
-    items, next_cursor = page_of(rows, limit)
-    return Page[PaymentOut](
-        items=[PaymentOut.model_validate(row) for row in items], next_cursor=next_cursor
-    )
+    return await fetch_page(database, query, PaymentOut, limit)

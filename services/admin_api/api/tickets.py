@@ -13,7 +13,7 @@ from services.core.notices import Notice
 from services.core.schema import Ticket, TicketMessage, TicketStatus
 
 from .. import audit
-from ..pagination import CURSOR_PATTERN, newest_first, page_of
+from ..pagination import CURSOR_PATTERN, fetch_page, newest_first
 from ..problems import problem_responses
 from ..schemas import (
     Assignment,
@@ -60,12 +60,7 @@ async def list_tickets(
     if unassigned:
         query = query.where(col(Ticket.assigned_staff_id).is_(None))
     query = newest_first(query, Ticket, cursor, limit)
-    async with database.unit_of_work() as uow:
-        rows = list((await uow.session.execute(query)).scalars())
-    items, next_cursor = page_of(rows, limit)
-    return Page[TicketOut](
-        items=[TicketOut.model_validate(row) for row in items], next_cursor=next_cursor
-    )
+    return await fetch_page(database, query, TicketOut, limit)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail, responses=problem_responses(404))

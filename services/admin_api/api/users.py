@@ -15,7 +15,7 @@ from services.core.schema import BIGINT_MAX, Appointment, Payment, Ticket, User
 from services.core.schema.users import search_text
 
 from .. import audit
-from ..pagination import CURSOR_PATTERN, decode_cursor, page_of
+from ..pagination import CURSOR_PATTERN, decode_cursor, fetch_page
 from ..problems import problem_responses
 from ..schemas import (
     NO_NUL,
@@ -101,12 +101,7 @@ async def list_users(
         after=None if cursor is None else decode_cursor(cursor),
         limit=limit + 1,
     )
-    async with database.unit_of_work() as uow:
-        rows = list((await uow.session.execute(query)).scalars())
-    items, next_cursor = page_of(rows, limit)
-    return Page[UserOut](
-        items=[UserOut.model_validate(row) for row in items], next_cursor=next_cursor
-    )
+    return await fetch_page(database, query, UserOut, limit)
 
 
 async def _latest(uow: UnitOfWork, query: sa.Select[Any]) -> list[Any]:
