@@ -108,7 +108,7 @@ class PostgresServer:
             log_file=self.paths.postgres_log,
         )
 
-    def stop(self) -> None:
+    def stop(self, *, crash: bool = False) -> None:
         if not self.initialized or self.pid() is None:
             log.info("postgres: not running")
             return
@@ -119,7 +119,7 @@ class PostgresServer:
             "-w",
             "-s",
             "-m",
-            "fast",
+            "immediate" if crash else "fast",
             "-D",
             self.paths.pgdata,
             failure="PostgreSQL failed to stop",

@@ -134,13 +134,14 @@ class LocalStack:
                 shutil.rmtree(self.paths.root)
                 log.info("removed %s", where)
 
-    def stop_postgres(self) -> None:
-        """Fast shutdown of PostgreSQL; the PgBouncers keep running. A query through one of
-        them then fails: the first after query_wait_timeout (5 s), the next ones at once with
+    def stop_postgres(self, *, crash: bool = False) -> None:
+        """Fast shutdown of PostgreSQL (crash: an immediate one, which the next start recovers
+        from as from a crash); the PgBouncers keep running. A query through one of them then
+        fails: the first after query_wait_timeout (5 s), the next ones at once with
         PgBouncer's cached login error, until start_postgres."""
         with file_lock(self.paths.lock):
             state = StackState.load(self.paths.state)
-            PostgresServer(self.paths, self._user, state).stop()
+            PostgresServer(self.paths, self._user, state).stop(crash=crash)
 
     def start_postgres(self) -> None:
         """Start PostgreSQL again and wait until queries go through every PgBouncer."""

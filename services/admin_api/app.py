@@ -21,6 +21,7 @@ from .api import (
     tickets,
     users,
 )
+from .body_limit import BodyLimitMiddleware
 from .metrics import HttpMetrics, MetricsMiddleware
 from .problems import Problem
 from .ratelimit import RateLimiter
@@ -52,9 +53,12 @@ def create_app(settings: AdminApiSettings, database: Database) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_burst)
+    app.state.failed_auth = RateLimiter(settings.failed_auth_per_minute, settings.failed_auth_burst)
     for router in ROUTERS:
         app.include_router(router)
     problems.install(app)
     openapi.install(app, Problem.model_json_schema())
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(database.metrics.registry))
+    # Outermost: an oversized body is refused before anything else reads it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -15,7 +15,7 @@ from sqlmodel import col
 from services.core.db import Database
 
 from .problems import ProblemError
-from .schemas import Page
+from .schemas import ID_MAX, Page
 
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -29,14 +29,19 @@ def encode_cursor(created_at: datetime | None, row_id: int | None) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The sort key in a cursor, checked as the database would need it: a forged one is a 422
+    here, never a driver error (or an overflow) later."""
+    refused = ProblemError(422, "query.cursor: not a cursor this API issued", field="query.cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), int(row_id)
-    except (ValueError, TypeError) as error:
-        raise ProblemError(
-            422, "cursor: not a cursor this API issued", field="query.cursor"
-        ) from error
+        moment = datetime.fromisoformat(created_at)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise refused from error
+    valid_id = isinstance(row_id, int) and not isinstance(row_id, bool) and 0 < row_id <= ID_MAX
+    if not valid_id or moment.tzinfo is None:
+        raise refused
+    return moment, row_id
 
 
 async def fetch_page(

@@ -29,6 +29,11 @@ PROBLEM_JSON = "application/problem+json"
 UNAVAILABLE_RETRY_AFTER = 5
 
 
+class FieldProblem(BaseModel):
+    field: str
+    detail: str
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document."""
 
@@ -38,6 +43,8 @@ class Problem(BaseModel):
     detail: str | None = None
     # The request field at fault (422), as a dotted path such as `body.delta`.
     field: str | None = None
+    # Every field at fault (422 from validation), the first of which is `field`.
+    errors: list[FieldProblem] | None = None
 
 
 class ProblemError(Exception):
@@ -63,9 +70,12 @@ def problem_response(
     detail: str | None = None,
     *,
     field: str | None = None,
+    errors: list[FieldProblem] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, field=field)
+    body = Problem(
+        title=HTTPStatus(status).phrase, status=status, detail=detail, field=field, errors=errors
+    )
     return JSONResponse(
         body.model_dump(exclude_none=True),
         status_code=status,
@@ -102,15 +112,23 @@ async def _on_http(request: Request, error: Exception) -> JSONResponse:
 
 async def _on_validation(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    first = error.errors()[0]
-    field = _validation_field(first)
-    return problem_response(422, f"{field}: {first.get('msg', 'invalid')}", field=field)
+    # Only pydantic's message per field: never the input value, which may be a secret.
+    errors = [
+        FieldProblem(field=_validation_field(item), detail=str(item.get("msg", "invalid")))
+        for item in error.errors()
+    ]
+    detail = "; ".join(f"{item.field}: {item.detail}" for item in errors)
+    return problem_response(422, detail, field=errors[0].field, errors=errors)
 
 
 async def _on_core(request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, NotFound):
         return problem_response(404, f"{error.entity} {error.key} not found")
     if isinstance(error, Conflict):
+        if error.field:
+            return problem_response(
+                409, f"{error.field}: this value is already taken", field=f"body.{error.field}"
+            )
         return problem_response(409, str(error))
     if isinstance(error, InvalidInput):
         field = f"body.{error.field}" if error.field else None

@@ -193,10 +193,13 @@ class ProductCreate(BaseModel):
 
 
 class ProductUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     title: Annotated[Text, StringConstraints(max_length=128)] | None = None
     description: PlainText | None = Field(None, max_length=1024)
     price_stars: int | None = Field(None, gt=0, le=INT32_MAX)
     credits: int | None = Field(None, gt=0, le=INT32_MAX)
+    is_active: bool | None = None
 
 
 class AuditOut(Row):
@@ -254,8 +257,12 @@ class StaffCreate(BaseModel):
 
 
 class StaffUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     role: Role | None = None
     is_active: bool | None = None
+    # The staff member's Telegram account (they act from the staff group); null unlinks it.
+    telegram_id: int | None = Field(None, ge=1, le=ID_MAX)
 
 
 class ApiKeyOut(Row):

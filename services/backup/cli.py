@@ -39,6 +39,12 @@ def parse_time(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def parse_timeline(value: str) -> str:
+    if value == "latest" or (value.isdigit() and int(value) > 0):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is not a timeline number or 'latest'")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m services.backup.cli",
@@ -77,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     restore_parser.add_argument(
         "--into", type=Path, help="new directory for the restore (default: under the backups)"
+    )
+    restore_parser.add_argument(
+        "--timeline",
+        type=parse_timeline,
+        help=(
+            "timeline to follow: a number, or 'latest' for the archive's newest branch "
+            "(default: the live server's, or the one it archived on last when it is lost)"
+        ),
     )
     commands.add_parser(
         "drill",
@@ -122,6 +136,7 @@ async def _execute(args: argparse.Namespace, context: Context) -> int:
                 context.runs,
                 target_time=args.target_time,
                 into=args.into,
+                timeline=args.timeline,
             )
             print(_switch_over(report, settings.state_dir))
         elif args.command == "drill":
@@ -159,14 +174,24 @@ restored server continues on timeline {report.new_timeline}: take a base backup 
 
 def _report(report: RestoreReport) -> str:
     target = report.target_time.isoformat() if report.target_time else "latest archived WAL"
+    warning = ""
+    if report.newer_timelines:
+        newer = ", ".join(map(str, report.newer_timelines))
+        warning = (
+            f"\nWARNING: the archive holds newer timeline(s) {newer} than the one followed "
+            f"({report.followed_timeline}); if the live server had switched over to one of "
+            "them, restore again with --timeline N."
+        )
     return f"""
 Restored in {report.duration_seconds:.1f} s:
   base backup       {report.backup}
   recovered to      {target} (following timeline {report.followed_timeline})
-  promoted onto     timeline {report.new_timeline}; its WAL is archived with the rest
+  last transaction  {report.last_transaction_at or "none replayed"}
+  promoted onto     timeline {report.new_timeline}; its WAL is archived once it runs as the
+                    live server (nothing was written to the archive)
   data directory    {report.data_dir}  (stopped; recovery target settings removed)
   recovery log      {report.log_file}
-The live server was not touched."""
+The live server was not touched.{warning}"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,7 +87,7 @@ async def drill(
             raise BackupError(f"no base backup to drill in {settings.backup_dir}")
         log.info("restore drill of %s in %s ...", newest.label, scratch)
         restored = await recover(
-            settings, live, user, target_time=None, into=scratch, archive=False, backup=newest
+            settings, live, user, target_time=None, into=scratch, keep_wal=False, backup=newest
         )
         try:
             checks = await _check(restored.server)

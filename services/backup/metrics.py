@@ -1,6 +1,12 @@
 """The backup service's Prometheus metrics, read at scrape time from the catalogue on the backup
-volume, the last drill's record and pg_stat_archiver on the live server (so they are right
-after a restart, and whoever took the backup: the scheduler or an operator)."""
+volume, the last drill's record, the WAL archive's files and pg_stat_archiver on the live
+server (so they are right after a restart, and whoever took the backup: the scheduler or an
+operator).
+
+pg_stat_archiver starts again from zero (and forgets the last archived file) when PostgreSQL
+crashes, so what must not go blank after a crash comes from the archive itself: when the
+newest file arrived and how many it holds. The archiver's counters are kept monotonic across
+such a reset."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from . import archive
 from .catalogue import Catalogue, Verification
 from .drill import load_last_drill
 from .errors import BackupError
@@ -26,6 +33,9 @@ class BackupCollector(Collector):
         self.settings = settings
         self.live = live
         self.archiver: ArchiverStats | None = None
+        # The archiver's counts before PostgreSQL last reset them, and the last counts seen.
+        self._offset = (0, 0)
+        self._seen = (0, 0)
 
     async def refresh(self) -> None:
         """Read pg_stat_archiver before a scrape; None when the server cannot be reached."""
@@ -34,6 +44,11 @@ class BackupCollector(Collector):
         except BackupError as error:
             log.warning("metrics: %s", error)
             self.archiver = None
+            return
+        counts = (self.archiver.archived_count, self.archiver.failed_count)
+        if counts[0] < self._seen[0] or counts[1] < self._seen[1]:
+            self._offset = (self._offset[0] + self._seen[0], self._offset[1] + self._seen[1])
+        self._seen = counts
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         if self.settings.configured:
@@ -94,24 +109,20 @@ class BackupCollector(Collector):
             "1 when the live PostgreSQL answered the backup role at the last scrape",
             0.0 if stats is None else 1.0,
         )
+        if self.settings.configured:
+            yield from self._archive(now)
         if stats is None:
             return
         yield CounterMetricFamily(
             "backup_wal_archived",
-            "WAL files archived (pg_stat_archiver.archived_count)",
-            stats.archived_count,
+            "WAL files archived (pg_stat_archiver.archived_count, monotonic across crashes)",
+            self._offset[0] + stats.archived_count,
         )
         yield CounterMetricFamily(
             "backup_wal_archive_failed",
-            "Failed archive_command attempts (pg_stat_archiver.failed_count)",
-            stats.failed_count,
+            "Failed archive_command attempts (pg_stat_archiver.failed_count, monotonic)",
+            self._offset[1] + stats.failed_count,
         )
-        if stats.last_archived_at is not None:
-            yield GaugeMetricFamily(
-                "backup_wal_seconds_since_last_archived",
-                "Seconds since the last WAL file was archived",
-                (now - stats.last_archived_at).total_seconds(),
-            )
         failing = stats.last_failed_at is not None and (
             stats.last_archived_at is None or stats.last_failed_at > stats.last_archived_at
         )
@@ -119,6 +130,27 @@ class BackupCollector(Collector):
             "backup_wal_archive_failing",
             "1 when the newest archive attempt failed (archiving is stuck and retrying)",
             1.0 if failing else 0.0,
+        )
+
+    def _archive(self, now: datetime) -> Iterator[GaugeMetricFamily]:
+        directory = self.settings.archive_dir
+        yield GaugeMetricFamily(
+            "backup_wal_archive_files",
+            "Files in the WAL archive",
+            archive.archived_count(directory),
+        )
+        newest = archive.newest_file(directory)
+        if newest is None:
+            return
+        yield GaugeMetricFamily(
+            "backup_wal_last_archived_timestamp_seconds",
+            "When the newest file arrived in the WAL archive (Unix time)",
+            newest.archived_at,
+        )
+        yield GaugeMetricFamily(
+            "backup_wal_seconds_since_last_archived",
+            "Seconds since the newest file arrived in the WAL archive",
+            max(0.0, now.timestamp() - newest.archived_at),
         )
 
 

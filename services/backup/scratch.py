@@ -39,14 +39,15 @@ class ScratchServer:
         data_dir: Path,
         user: ServiceUser,
         *,
-        archive: bool,
+        keep_wal: bool,
     ) -> None:
         self.settings = settings
         self.data_dir = data_dir
         self.user = user
-        # A drill's server must not write into the live archive; a restore's server does, so
-        # that its new timeline's history is there for the next restore to pick a new one.
-        self.archive = archive
+        # Neither writes into the live archive: a drill's server keeps no WAL for it; a
+        # restore's server archives with no command, so PostgreSQL marks its new timeline's
+        # history and segments ready and archives them once it runs as the live server.
+        self.keep_wal = keep_wal
         self.socket_dir = data_dir.parent
         self.log_file = data_dir.parent / "postgresql.log"
         self.port = 0
@@ -55,7 +56,9 @@ class ScratchServer:
         self.port = free_port(self.settings.scratch_port_min, self.settings.scratch_port_max)
         options = ["-p", str(self.port), "-k", str(self.socket_dir)]
         options += ["-c", "listen_addresses=127.0.0.1"]
-        if not self.archive:
+        if self.keep_wal:
+            options += ["-c", "archive_mode=on", "-c", "archive_command="]
+        else:
             options += ["-c", "archive_mode=off"]
         log.info("scratch PostgreSQL on 127.0.0.1:%d (log: %s)", self.port, self.log_file)
         try:

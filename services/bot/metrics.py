@@ -19,6 +19,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # wrong secret or not an Update: never reaches a handler
     # The database refused the update's data (an over-long text): recorded, not retried.
     INVALID = "invalid"
+    BLOCKED = "blocked"  # from a user staff blocked: recorded and ignored
 
 
 class BotMetrics:

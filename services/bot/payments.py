@@ -20,6 +20,7 @@ from aiogram.types import (
 )
 
 from services.core.db import UnitOfWork
+from services.core.flags import PAYMENTS, enabled
 from services.core.schema import Product
 
 from .replies import Replies
@@ -100,6 +101,9 @@ async def buy(
 ) -> None:
     if user_id is None:
         return
+    if not await enabled(uow, PAYMENTS):
+        replies.add(message.chat.id, text(language, Text.BUY_PAUSED))
+        return
     products = await uow.products.active(MAX_PRODUCTS_SHOWN)
     if not products:
         replies.add(message.chat.id, text(language, Text.BUY_NONE))
@@ -135,7 +139,8 @@ async def pre_checkout(
     parsed = _parse_payload(query.invoice_payload)
     product = await uow.products.find(parsed[0]) if parsed else None
     payable = (
-        parsed is not None
+        await enabled(uow, PAYMENTS)
+        and parsed is not None
         and product is not None
         and product.is_active
         and query.currency == STARS

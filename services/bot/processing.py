@@ -133,10 +133,11 @@ class UpdateProcessor:
         sender = _sender(update)
         chat = _chat(update)
         user_id = None
+        blocked = False
         # Users are the people who talk to the bot in private; a staff group's members
         # (support topics) are not registered as users by writing there.
         if sender is not None and (chat is None or chat.type == "private"):
-            user_id = await uow.users.upsert(
+            user_id, blocked = await uow.users.register(
                 sender.id,
                 first_name=sender.first_name,
                 username=sender.username,
@@ -153,6 +154,8 @@ class UpdateProcessor:
                 context={"update_id": update.update_id},
             )
         language = language_of(sender.language_code if sender else None)
+        if blocked:
+            return await self._blocked(uow, update, user_id, language)
         outcome = Outcome.HANDLED
         verdict = Verdict.ALLOW
         if sender is not None and not _is_payment(update):
@@ -183,6 +186,30 @@ class UpdateProcessor:
                     user_id, Direction.OUT, said, context={"update_id": update.update_id}
                 )
         return outcome
+
+    async def _blocked(
+        self, uow: UnitOfWork, update: Update, user_id: int | None, language: str
+    ) -> Outcome:
+        """Staff blocked the user: the update is recorded and ignored (no reply, no booking,
+        no ticket). A payment Telegram already charged is still applied, since money must
+        never be lost, and logged for staff; its receipt is not sent."""
+        message = update.message
+        if message is not None and message.successful_payment is not None:
+            log.warning(
+                "payment %s from blocked user %s recorded",
+                message.successful_payment.telegram_payment_charge_id,
+                user_id,
+            )
+            await self._dispatcher.feed_update(
+                self._bot,
+                update,
+                uow=uow,
+                user_id=user_id,
+                language=language,
+                replies=Replies(),  # discarded: nothing is sent to a blocked user
+                database=self._database,
+            )
+        return Outcome.BLOCKED
 
     async def _send(self, calls: list[Call]) -> None:
         for index, call in enumerate(calls):

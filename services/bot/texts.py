@@ -58,6 +58,7 @@ class Text(StrEnum):
     COMMAND_BUY = "command_buy"
     BUY_CHOOSE = "buy_choose"
     BUY_NONE = "buy_none"
+    BUY_PAUSED = "buy_paused"
     PRODUCT_BUTTON = "product_button"
     PRODUCT_GONE = "product_gone"
     CHECKOUT_CHANGED = "checkout_changed"
@@ -119,6 +120,7 @@ ENGLISH = {
     Text.COMMAND_BUY: "buy credits",
     Text.BUY_CHOOSE: "Choose a package:",
     Text.BUY_NONE: "Nothing is for sale right now.",
+    Text.BUY_PAUSED: "Purchases are paused right now. Please try again later.",
     Text.PRODUCT_BUTTON: "{title}: {credits} credits for {price} ⭐",
     Text.PRODUCT_GONE: "This package is not for sale any more. Send /buy to see what is.",
     Text.CHECKOUT_CHANGED: "This package changed since the invoice was sent. Send /buy for a new "
@@ -182,6 +184,7 @@ RUSSIAN = {
     Text.COMMAND_BUY: "купить кредиты",
     Text.BUY_CHOOSE: "Выберите пакет:",
     Text.BUY_NONE: "Сейчас ничего не продаётся.",
+    Text.BUY_PAUSED: "Покупки сейчас приостановлены. Попробуйте позже.",
     Text.PRODUCT_BUTTON: "{title}: {credits} кредитов за {price} ⭐",
     Text.PRODUCT_GONE: "Этот пакет больше не продаётся. Отправьте /buy, чтобы увидеть, что есть.",
     Text.CHECKOUT_CHANGED: "Пакет изменился после отправки счёта. Отправьте /buy за новым; "

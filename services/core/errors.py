@@ -4,12 +4,15 @@ database or validation failure is translated into one of these by `translate`.""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import asyncpg
 import pydantic
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+
+log = logging.getLogger(__name__)
 
 
 class CoreError(Exception):
@@ -32,9 +35,12 @@ class Conflict(CoreError):
 
     kind = "conflict"
 
-    def __init__(self, message: str, constraint: str | None = None) -> None:
+    def __init__(
+        self, message: str, constraint: str | None = None, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.constraint = constraint
+        self.field = field  # the column of a single-column unique constraint, when known
 
 
 class InvalidInput(CoreError):
@@ -85,14 +91,18 @@ _UNAVAILABLE_CLASSES = ("08", "57P", "53")
 _PGBOUNCER_UNAVAILABLE = ("pgbouncer cannot connect", "no more connections", "query_wait_timeout")
 
 
-def _field_from_constraint(table: str | None, constraint: str | None) -> str | None:
-    """ck_users_credits_nonnegative -> credits (the naming convention in schema/base.py)."""
+def _field_from_constraint(
+    table: str | None, constraint: str | None, kind: str = "ck"
+) -> str | None:
+    """ck_users_credits_nonnegative -> credits, uq_products_code -> code (the naming
+    convention in schema/base.py)."""
     if not table or not constraint:
         return None
-    prefix = f"ck_{table}_"
-    if constraint.startswith(prefix):
-        return constraint[len(prefix) :].rsplit("_", 1)[0] or None
-    return None
+    prefix = f"{kind}_{table}_"
+    if not constraint.startswith(prefix):
+        return None
+    rest = constraint[len(prefix) :]
+    return (rest.rsplit("_", 1)[0] if kind == "ck" else rest) or None
 
 
 def translate(error: BaseException) -> CoreError | None:
@@ -136,7 +146,8 @@ def _from_driver(
         rule = _BY_SQLSTATE[sqlstate]
         constraint = getattr(driver, "constraint_name", None)
         if rule.error is Conflict:
-            return Conflict(f"{constraint or 'row'} {rule.message}", constraint)
+            field = _field_from_constraint(getattr(driver, "table_name", None), constraint, "uq")
+            return Conflict(f"{constraint or 'row'} {rule.message}", constraint, field)
         if rule.error is InvalidInput:
             field = getattr(driver, "column_name", None) or _field_from_constraint(
                 getattr(driver, "table_name", None), constraint
@@ -151,8 +162,10 @@ def _from_driver(
         return DatabaseUnavailable(f"the database is unavailable ({sqlstate or 'no sqlstate'})")
     if sqlstate and sqlstate.startswith("22"):
         # Data exceptions, including those the driver raises before the query reaches the
-        # server (e.g. an int out of the 64-bit range): the message names the argument.
-        return InvalidInput(text.splitlines()[0])
+        # server (e.g. an int out of the 64-bit range). The driver's text quotes the value
+        # and the query's internals, so it stays in the log.
+        log.info("invalid input refused by the database: %s", text.splitlines()[0])
+        return InvalidInput("a value is out of range or not of the expected type")
     if interface_error or isinstance(driver, (OSError, asyncio.TimeoutError, ConnectionError)):
         return DatabaseUnavailable("the database connection failed")
     return DatabaseError(f"database error ({sqlstate or type(driver).__name__})")

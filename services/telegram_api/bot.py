@@ -14,7 +14,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import BotCommand, CallbackQuery, PreCheckoutQuery, Update, User
 
 from . import registry
-from .envelope import ApiError, to_json
+from .envelope import ApiError, bad_request, to_json
 from .faults import Faults
 from .files import FileStore
 from .methods import HANDLERS
@@ -22,6 +22,10 @@ from .settings import TelegramAPISettings
 from .updates import UpdateQueue
 from .webhook import WebhookConfig, WebhookDelivery
 from .world import World
+
+# Telegram's update ids grow from a positive start and stay exact in JSON readers (2^53 - 1):
+# an id beyond would push every id assigned after it out of the range bots accept.
+MAX_UPDATE_ID = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,13 @@ class BotState:
         self._report_violation = report_violation
 
     def push_update(self, data: dict[str, Any]) -> Update:
-        """Queue an update for the bot; update_id is assigned when missing."""
+        """Queue an update for the bot; update_id is assigned when missing. A given id must be
+        one Telegram could send: every id assigned after it is larger."""
+        given = data.get("update_id")
+        if given is not None and (
+            not isinstance(given, int) or isinstance(given, bool) or not 0 < given <= MAX_UPDATE_ID
+        ):
+            raise bad_request(f"update_id must be an integer from 1 to {MAX_UPDATE_ID}")
         update = Update.model_validate({"update_id": self.updates.next_id(), **data})
         self.world.observe(update)
         if (query := update.callback_query) is not None:

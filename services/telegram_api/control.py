@@ -9,6 +9,7 @@ user_id, text, and optionally message_thread_id and first_name).
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,9 @@ from .webhook import WebhookConfig
 
 if TYPE_CHECKING:
     from .server import TelegramServer
+
+# Control requests are small JSON documents (file uploads have their own, larger, limit).
+CONTROL_MAX_BYTES = 1024 * 1024
 
 
 def _user(user_id: int, first_name: str) -> dict[str, Any]:
@@ -209,8 +213,16 @@ def routes(control: Control) -> list[web.RouteDef]:
         return request.query.get("token")
 
     async def _body(request: web.Request) -> dict[str, Any]:
+        too_large = ApiError(413, f"Request Entity Too Large: over {CONTROL_MAX_BYTES} bytes")
+        if (request.content_length or 0) > CONTROL_MAX_BYTES:
+            raise too_large  # refused on the header, before reading
+        raw = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            raw += chunk
+            if len(raw) > CONTROL_MAX_BYTES:
+                raise too_large
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError as error:
             raise bad_request("the body must be a JSON object") from error
         if not isinstance(body, dict):

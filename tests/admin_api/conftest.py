@@ -22,7 +22,12 @@ from tests.integration.conftest import owner
 __all__ = ["owner"]  # the integration tier's fixture: a direct connection, tables truncated
 
 # High enough that no test but the rate-limit one ever meets the limit.
-UNLIMITED = AdminApiSettings(rate_limit_per_minute=1_000_000, rate_burst=1_000_000)
+UNLIMITED = AdminApiSettings(
+    rate_limit_per_minute=1_000_000,
+    rate_burst=1_000_000,
+    failed_auth_per_minute=1_000_000,
+    failed_auth_burst=1_000_000,
+)
 
 
 @pytest.fixture

@@ -123,7 +123,11 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
         "put", "/flags/payments.enabled", {"enabled": True}, "feature_flag", "payments.enabled"
     ),
     ("put", "/settings/{key}"): lambda w: Call(
-        "put", "/settings/welcome.text", {"value": {"en": "Hi"}}, "runtime_setting", "welcome.text"
+        "put",
+        "/settings/booking.hours",
+        {"value": {"open": "09:00", "close": "17:00", "slot_minutes": 30, "timezone": "UTC"}},
+        "runtime_setting",
+        "booking.hours",
     ),
     ("post", "/staff"): lambda w: Call(
         "post", "/staff", {"name": "newbie", "role": "viewer"}, "staff", "new"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
@@ -43,7 +45,8 @@ async def test_duplicate_product_code_is_409(
     await seed.product(owner, "pack10")
     product = {"code": "pack10", "title": "again", "price_stars": 1, "credits": 1}
     body = _is_problem(await client.post("/products", json=product, headers=admin), 409)
-    assert "uq_products_code" in str(body["detail"])
+    assert body["field"] == "body.code"
+    assert body["detail"] == "code: this value is already taken"  # no constraint names
     assert await owner.fetchval("SELECT count(*) FROM audit_log") == 0
 
 
@@ -57,6 +60,40 @@ async def test_invalid_input_is_422_naming_the_field(
     assert body["field"] == "query.limit"
     body = _is_problem(await client.get("/users?cursor=garbage", headers=admin), 422)
     assert body["field"] == "query.cursor"
+
+
+def _cursor(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+async def test_forged_cursors_are_422_in_the_apis_words(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    forged = [
+        '["2026-01-01T00:00:00+00:00", 1e400]',  # an overflowing float
+        '["2026-01-01T00:00:00+00:00", 99999999999999999999999]',  # past int64
+        '["2026-01-01T00:00:00", 5]',  # no zone: the driver refuses a naive time
+        '["0001-01-01T00:00:00+00:00", 1.5]',
+        "[null, 1]",
+    ]
+    for path in ("/users", "/payments", "/audit", "/tickets"):
+        for payload in forged:
+            response = await client.get(f"{path}?cursor={_cursor(payload)}", headers=admin)
+            body = _is_problem(response, 422)
+            assert body["field"] == "query.cursor", (path, payload)
+            for leak in ("query argument", "datetime.datetime", "int64", "$1"):
+                assert leak not in response.text, (path, payload)
+
+
+async def test_every_bad_field_is_reported(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    product = {"code": "", "title": "t", "price_stars": 0, "credits": -1}
+    body = _is_problem(await client.post("/products", json=product, headers=admin), 422)
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    assert {"body.price_stars", "body.credits"} <= {item["field"] for item in errors}
+    assert body["field"] == errors[0]["field"]
 
 
 async def test_database_down_is_503_with_retry_after(

@@ -83,6 +83,38 @@ async def test_export_holds_everything_about_the_user(
     assert sorted(p["amount"] for p in export["payments"]) == [40, 60]
     assert len(export["outbox"]) == 1
     assert [row["action"] for row in export["audit_log"]] == ["user.block"]
+    audited = await owner.fetch(
+        "SELECT action, actor FROM audit_log WHERE entity = 'user' AND entity_id = $1 ORDER BY id",
+        str(user_id),
+    )
+    assert [row["action"] for row in audited] == ["user.block", "user.export"]
+
+
+async def test_erase_cancels_upcoming_appointments_and_frees_their_slots(
+    client: httpx.AsyncClient, admin: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    user_id = await _arrange(owner, client, admin)
+    other = await owner.fetchval("SELECT id FROM users WHERE telegram_id = 1234")
+    slot = "tstzrange(now() + interval '1 day', now() + interval '1 day 1 hour')"
+    past = "tstzrange(now() - interval '1 day', now() - interval '23 hours')"
+    await owner.execute(
+        "INSERT INTO appointments (user_id, resource, starts_at, ends_at, status) SELECT $1, "
+        f"'default', lower(r), upper(r), s FROM (VALUES ({slot}, 'booked'), ({past}, "
+        "'completed')) AS v(r, s)",
+        user_id,
+    )
+    erased = (await client.post(f"/users/{user_id}/erase", headers=admin)).json()
+    assert erased["appointments_cancelled"] == 1
+    statuses = await owner.fetch(
+        "SELECT status FROM appointments WHERE user_id = $1 ORDER BY starts_at", user_id
+    )
+    assert [row["status"] for row in statuses] == ["completed", "cancelled"]  # history stays
+    # The slot is free: another user can book it now.
+    await owner.execute(
+        "INSERT INTO appointments (user_id, resource, starts_at, ends_at) SELECT $1, 'default', "
+        f"lower(r), upper(r) FROM (VALUES ({slot})) AS v(r)",
+        other,
+    )
 
 
 async def test_erase_removes_every_trace_and_keeps_the_books(

@@ -94,7 +94,7 @@ async def add_flag(owner: asyncpg.Connection, key: str) -> None:
 
 async def flags_in(context: Context, data_dir: Path, prefix: str) -> set[str]:
     """The feature flag keys starting with prefix in a restored (stopped) data directory."""
-    server = ScratchServer(context.settings, data_dir, context.user, archive=False)
+    server = ScratchServer(context.settings, data_dir, context.user, keep_wal=False)
     await server.start()
     try:
         rows = await server.query(

@@ -17,6 +17,7 @@ import pytest
 from infra.postgres_server import TEMPLATES
 from infra.stack import LocalStack
 from infra.system import ServiceUser
+from services.backup.metrics import BackupCollector
 from tests.backup.conftest import ContextFactory, add_flag, scrape
 
 SCRIPT = TEMPLATES / "archive-wal.sh"
@@ -139,3 +140,43 @@ async def test_archive_failure_shows_in_metrics_and_loses_no_segment(
     assert numbers == list(range(numbers[0], numbers[-1] + 1)), "a WAL segment is missing"
     for name in [*switched, last]:
         assert (archive_dir / f"{name}.gz").exists()
+
+
+def collected(collector: BackupCollector) -> dict[str, float]:
+    return {
+        sample.name: sample.value for family in collector.collect() for sample in family.samples
+    }
+
+
+async def test_archive_freshness_and_counts_survive_a_postgres_crash(
+    stack: LocalStack, endpoints: dict[str, str], make_context: ContextFactory
+) -> None:
+    """A crash resets pg_stat_archiver; the freshness series must not vanish and the counter
+    must not drop, or an alert on them goes silent exactly when it matters."""
+    context = await make_context("crash")
+    collector = BackupCollector(context.settings, context.live)
+    owner = await asyncpg.connect(endpoints["postgres_dsn"])
+    try:
+        await add_flag(owner, "archive-crash")
+    finally:
+        await owner.close()
+    await context.live.switch_wal_and_wait()
+    await collector.refresh()
+    before = collected(collector)
+    assert before["backup_wal_archived_total"] > 0
+    stack.stop_postgres(crash=True)
+    try:
+        await collector.refresh()
+        down = collected(collector)
+        assert down["backup_postgres_up"] == 0.0
+        assert down["backup_wal_seconds_since_last_archived"] >= 0  # still there, from the files
+    finally:
+        stack.start_postgres()
+    await collector.refresh()
+    after = collected(collector)
+    assert after["backup_postgres_up"] == 1.0
+    assert after["backup_wal_archived_total"] >= before["backup_wal_archived_total"]
+    assert (
+        after["backup_wal_last_archived_timestamp_seconds"]
+        >= before["backup_wal_last_archived_timestamp_seconds"]
+    )

@@ -1,11 +1,17 @@
 """Point-in-time recovery on the local stack: rows A, a noted time, rows B; a restore to that
 time has A and not B, a restore to latest has both, and a second point-in-time restore after a
-first one (which moved the archive onto a new timeline) works and promotes onto a newer one."""
+first one works; a test restore never writes into the archive, so it cannot hijack a later
+restore to latest once the live server is lost."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import logging
+import os
+import shutil
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +22,7 @@ import pytest
 from infra.stack import LocalStack
 from services.backup.basebackup import take_backup
 from services.backup.context import Context
+from services.backup.live import LiveServer
 from services.backup.restore import restore
 from tests.backup.conftest import ContextFactory, add_flag, cli, flags_in
 
@@ -82,12 +89,68 @@ async def test_second_point_in_time_restore_after_a_first_one_works(scenario: Sc
     second = await restore(
         context.settings, context.live, context.user, context.runs, target_time=scenario.between
     )
-    # The first restore archived its new timeline's history, so the second picks a newer one
-    # instead of colliding with it.
-    assert second.new_timeline > first.new_timeline > 1
-    history = context.settings.archive_dir / f"{first.new_timeline:08X}.history.gz"
-    assert history.exists()
+    assert first.new_timeline > 1 and second.new_timeline > 1
+    # Neither wrote its branch into the live archive: its history waits, marked ready, in the
+    # restored pg_wal for the day it runs as the live server.
+    for report in (first, second):
+        history = f"{report.new_timeline:08X}.history"
+        assert not (context.settings.archive_dir / f"{history}.gz").exists()
+        assert (report.data_dir / "pg_wal" / "archive_status" / f"{history}.ready").exists()
     assert await flags_in(context, second.data_dir, PREFIX) == {f"{PREFIX}a1", f"{PREFIX}a2"}
+
+
+def lost(context: Context) -> LiveServer:
+    """The live server as a restore sees it once it is lost: nothing answers on its port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    settings = context.settings.model_copy(update={"pg_port": dead_port})
+    return LiveServer(settings, context.live.role)
+
+
+async def test_a_test_restore_cannot_hijack_a_restore_after_the_live_server_is_lost(
+    scenario: Scenario, owner: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    context = scenario.context
+    test_restore = await restore(
+        context.settings, context.live, context.user, context.runs, target_time=scenario.between
+    )
+    await add_flag(owner, f"{PREFIX}c1")  # committed on the live server after the test restore
+    live_timeline = await context.live.switch_wal_and_wait()
+    # A branch newer than the live timeline in the archive, as a switched-over restore (or an
+    # older version's test restore) leaves: the restore follows the live one and says so.
+    with gzip.open(context.settings.archive_dir / "0000002A.history.gz", "wt") as history:
+        history.write("1\t0/3000000\tbefore 2000-01-01 00:00:00+00\n")
+    try:
+        with caplog.at_level(logging.WARNING, logger="services.backup"):
+            report = await restore(
+                context.settings, lost(context), context.user, context.runs, target_time=None
+            )
+    finally:
+        (context.settings.archive_dir / "0000002A.history.gz").unlink()
+    assert report.followed_timeline == str(live_timeline) != str(test_restore.new_timeline)
+    assert report.newer_timelines == [0x2A]
+    assert "WARNING: the WAL archive holds timeline(s) 42" in caplog.text
+    assert report.last_transaction_at is not None
+    assert f"{PREFIX}c1" in await flags_in(context, report.data_dir, PREFIX)
+
+
+def test_restore_into_a_new_directory_leaves_the_owner_of_existing_ones_alone(
+    scenario: Scenario, stack: LocalStack
+) -> None:
+    parent = stack.paths.root / "restore-owner-check"
+    shutil.rmtree(parent, ignore_errors=True)
+    (parent / "taken").mkdir(parents=True)
+    owner_before = parent.stat().st_uid
+    refused = cli(scenario.context, stack, "restore", "--into", str(parent / "taken"))
+    assert refused.returncode == 1 and "already exists" in refused.stderr
+    assert parent.stat().st_uid == owner_before
+    result = cli(scenario.context, stack, "restore", "--into", str(parent / "new" / "restore"))
+    assert result.returncode == 0, result.stderr
+    assert parent.stat().st_uid == owner_before == os.getuid()
+    service_user = scenario.context.user
+    assert (parent / "new").stat().st_uid == service_user.uid
+    assert (parent / "new" / "restore" / "pgdata").stat().st_uid == service_user.uid
 
 
 def test_restore_command_says_what_it_did_and_how_to_switch_over(

@@ -155,3 +155,36 @@ async def test_web_chat_page_and_the_chat_it_shows(bot: Bot, http: aiohttp.Clien
         (1, "buy credits"),
         (3, "changed my mind"),
     ]
+
+
+async def test_update_ids_telegram_never_sends_are_refused_and_delivery_goes_on(
+    bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    message = {
+        "message_id": 1,
+        "date": 1_700_000_000,
+        "chat": {"id": USER, "type": "private", "first_name": "Ann"},
+        "from": {"id": USER, "is_bot": False, "first_name": "Ann"},
+        "text": "hi",
+    }
+    for bad in (2**63 - 1, 2**53, 0, -5, "12", True):
+        status, body = await control(http, "POST", "updates", json={"update_id": bad, **message})
+        assert status == 400, bad
+        assert body["description"] == "Bad Request: update_id must be an integer from 1 to " + str(
+            2**53 - 1
+        )
+    status, body = await control(http, "POST", "updates", json={"message": message})
+    assert status == 200 and body["result"]["update_id"] < 2**53
+    assert [u.update_id for u in await bot.get_updates()] == [body["result"]["update_id"]]
+
+
+async def test_oversized_control_bodies_are_refused(http: aiohttp.ClientSession) -> None:
+    async def streamed() -> AsyncIterator[bytes]:
+        for _ in range(20):  # no Content-Length: refused once past the limit
+            yield b" " * (1024 * 1024)
+
+    announced = await control(http, "POST", "updates", data=b" " * (2 * 1024 * 1024))
+    chunked = await control(http, "POST", "updates", data=streamed())
+    for status, body in (announced, chunked):
+        assert status == 413
+        assert body["description"].startswith("Request Entity Too Large")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -12,17 +13,28 @@ from sqlmodel import col
 
 from services.core.db import UnitOfWork
 from services.core.errors import InvalidInput
+from services.core.flags import KNOWN_FLAGS
 from services.core.schedule import HOURS_SETTING, BusinessHours
 from services.core.schema import FeatureFlag, RuntimeSetting
 
 from .. import audit
-from ..problems import problem_responses
+from ..problems import ProblemError, problem_responses
 from ..schemas import ConfigKey, FlagChange, FlagOut, SettingChange, SettingOut
 from .deps import Admin, DatabaseDep, Viewer
 
 router = APIRouter(tags=["configuration"])
-# Settings the services read, with the model a new value must fit.
+# Settings the services read, with the model a new value must fit. A name the services do
+# not read is refused: a setting that does nothing would mislead the operator.
 KNOWN_SETTINGS = {HOURS_SETTING: BusinessHours}
+
+
+def _known(key: str, known: Mapping[str, object], what: str) -> None:
+    if key not in known:
+        raise ProblemError(
+            422,
+            f"path.key: no service reads the {what} {key!r}; known: {', '.join(sorted(known))}",
+            field="path.key",
+        )
 
 
 @router.get("/flags", response_model=list[FlagOut])
@@ -36,7 +48,9 @@ async def list_flags(database: DatabaseDep, _: Viewer) -> list[FeatureFlag]:
 async def set_flag(
     database: DatabaseDep, who: Admin, key: ConfigKey, change: FlagChange
 ) -> FeatureFlag:
-    """Creates or changes a flag; a description left out keeps the current one."""
+    """Creates or changes a flag the services read (see the README's list); a description
+    left out keeps the current one."""
+    _known(key, KNOWN_FLAGS, "feature flag")
     values: dict[str, Any] = {"enabled": change.enabled, "updated_at": sa.func.now()}
     if change.description is not None:
         values["description"] = change.description
@@ -59,14 +73,13 @@ async def list_settings(database: DatabaseDep, _: Viewer) -> list[RuntimeSetting
 async def set_setting(
     database: DatabaseDep, who: Admin, key: ConfigKey, change: SettingChange
 ) -> RuntimeSetting:
-    """Creates or changes a runtime setting: any JSON value, except that a setting the
-    services read (`booking.hours`: open, close, slot_minutes, timezone) must fit it."""
-    model = KNOWN_SETTINGS.get(key)
-    if model is not None:
-        try:
-            model.model_validate(change.value)
-        except ValidationError as error:
-            raise InvalidInput(error.errors()[0]["msg"], "value") from error
+    """Creates or changes a runtime setting the services read (`booking.hours`: open, close,
+    slot_minutes, timezone); the value must fit it."""
+    _known(key, KNOWN_SETTINGS, "runtime setting")
+    try:
+        KNOWN_SETTINGS[key].model_validate(change.value)
+    except ValidationError as error:
+        raise InvalidInput(error.errors()[0]["msg"], "value") from error
     values: dict[str, Any] = {"value": change.value, "updated_at": sa.func.now()}
     if change.description is not None:
         values["description"] = change.description

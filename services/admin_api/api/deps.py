@@ -36,6 +36,10 @@ def _limiter(request: Request) -> RateLimiter:
     return limiter
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 DatabaseDep = Annotated[Database, Depends(_database)]
 SettingsDep = Annotated[AdminApiSettings, Depends(_settings)]
 
@@ -43,17 +47,30 @@ _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
 async def _principal(
+    request: Request,
     database: DatabaseDep,
     limiter: Annotated[RateLimiter, Depends(_limiter)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    failed_auth: RateLimiter = request.app.state.failed_auth
+    address = _client_address(request)
+    # Checked before the key is looked up: a client guessing keys costs no database query.
+    wait = failed_auth.peek(address)
+    if wait:
+        raise ProblemError(
+            429,
+            "too many failed API key attempts from this address",
+            headers={"Retry-After": RateLimiter.retry_after(wait)},
+        )
     if credentials is None or not credentials.credentials:
+        failed_auth.acquire(address)
         raise ProblemError(
             401, "missing API key: send Authorization: Bearer <key>", headers=_UNAUTHORIZED
         )
     async with database.unit_of_work() as uow:
         principal = await authenticate(uow, credentials.credentials)
     if principal is None:
+        failed_auth.acquire(address)
         raise ProblemError(401, "unknown or revoked API key", headers=_UNAUTHORIZED)
     wait = limiter.acquire(principal.key_id)
     if wait:

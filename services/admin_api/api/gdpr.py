@@ -11,8 +11,10 @@ from pydantic import BaseModel
 from sqlmodel import col
 
 from services.core.db import UnitOfWork
+from services.core.repositories.booking import UPCOMING
 from services.core.schema import (
     Appointment,
+    AppointmentStatus,
     AuditEntry,
     ConversationMessage,
     CreditChange,
@@ -67,8 +69,8 @@ async def _owned(uow: UnitOfWork, model: Any, user_id: int) -> list[Any]:
 
 
 @router.get("/{user_id}/export", response_model=UserExport, responses=problem_responses(404))
-async def export_user(database: DatabaseDep, _: Admin, user_id: Id) -> UserExport:
-    """Everything held about the user, as one JSON document."""
+async def export_user(database: DatabaseDep, who: Admin, user_id: Id) -> UserExport:
+    """Everything held about the user, as one JSON document; the export is audited."""
     async with database.unit_of_work() as uow:
         user = await uow.users.get(user_id)
         tickets = await _owned(uow, Ticket, user_id)
@@ -79,7 +81,7 @@ async def export_user(database: DatabaseDep, _: Admin, user_id: Id) -> UserExpor
             .where(col(TicketMessage.ticket_id).in_(ticket_ids))
             .order_by(col(TicketMessage.id)),
         )
-        return UserExport(
+        export = UserExport(
             user=UserOut.model_validate(user),
             conversation_messages=await _owned(uow, ConversationMessage, user_id),
             tickets=[
@@ -104,6 +106,8 @@ async def export_user(database: DatabaseDep, _: Admin, user_id: Id) -> UserExpor
                 .order_by(col(AuditEntry.id)),
             ),
         )
+        audit.record(uow, who, "user.export", "user", user_id, {})
+    return export
 
 
 class Erasure(BaseModel):
@@ -111,13 +115,15 @@ class Erasure(BaseModel):
     conversation_messages: int
     ticket_messages: int
     outbox_messages: int
+    appointments_cancelled: int
 
 
 @router.post("/{user_id}/erase", response_model=Erasure, responses=problem_responses(404))
 async def erase_user(database: DatabaseDep, who: Admin, user_id: Id) -> Erasure:
     """Anonymises the user (names, username, language, Telegram id), removes the text of their
-    conversations, tickets and queued messages, and marks them deleted. Payments and credit
-    changes stay, so revenue figures do not change. Erasing twice is harmless."""
+    conversations, tickets and queued messages, cancels their upcoming appointments (freeing
+    the slots; their reminders go with the queued messages), and marks them deleted. Payments
+    and credit changes stay, so revenue figures do not change. Erasing twice is harmless."""
     async with database.unit_of_work() as uow:
         telegram_id = (await uow.users.get(user_id)).telegram_id
         session = uow.session
@@ -164,11 +170,21 @@ async def erase_user(database: DatabaseDep, who: Admin, user_id: Id) -> Erasure:
                 )
             )
         outbox = await session.execute(sa.delete(OutboxMessage).where(sa.or_(*theirs)))
+        cancelled = await session.execute(
+            sa.update(Appointment)
+            .where(
+                col(Appointment.user_id) == user_id,
+                col(Appointment.status).in_(UPCOMING),
+                col(Appointment.starts_at) > sa.func.now(),
+            )
+            .values(status=AppointmentStatus.CANCELLED, updated_at=sa.func.now())
+        )
         await session.execute(sa.delete(ForumTopic).where(col(ForumTopic.user_id) == user_id))
         counts = {
             "conversation_messages": conversation.rowcount,  # type: ignore[attr-defined]
             "ticket_messages": ticket_messages.rowcount,  # type: ignore[attr-defined]
             "outbox_messages": outbox.rowcount,  # type: ignore[attr-defined]
+            "appointments_cancelled": cancelled.rowcount,  # type: ignore[attr-defined]
         }
         user = await uow.users.get(user_id)
         await session.refresh(user)

@@ -11,6 +11,7 @@ from services.core.errors import NotFound
 from services.core.schema import Product
 
 from .. import audit
+from ..patching import changes
 from ..problems import problem_responses
 from ..schemas import ProductCreate, ProductOut, ProductUpdate
 from .deps import Admin, DatabaseDep, Id, Viewer
@@ -52,17 +53,16 @@ async def create_product(database: DatabaseDep, who: Admin, body: ProductCreate)
 async def update_product(
     database: DatabaseDep, who: Admin, product_id: Id, body: ProductUpdate
 ) -> Product:
-    """Changes the given fields; fields left out keep their value."""
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    """Changes the given fields (is_active true puts it back on sale); fields left out keep
+    their value. Unknown fields are refused (422)."""
     async with database.unit_of_work() as uow:
         product = await _product(uow, product_id)
-        summary = {name: [getattr(product, name), value] for name, value in changes.items()}
-        for name, value in changes.items():
-            setattr(product, name, value)
-        product.updated_at = sa.func.now()  # type: ignore[assignment]
-        await uow.session.flush()
-        await uow.session.refresh(product)
-        audit.record(uow, who, "product.update", "product", product_id, summary)
+        summary = changes(product, body)
+        if summary:
+            product.updated_at = sa.func.now()  # type: ignore[assignment]
+            await uow.session.flush()
+            await uow.session.refresh(product)
+            audit.record(uow, who, "product.update", "product", product_id, summary)
     return product
 
 

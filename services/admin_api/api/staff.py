@@ -12,6 +12,7 @@ from services.core.schema import ApiKey, Staff
 
 from .. import audit
 from ..auth import issue_key
+from ..patching import changes
 from ..problems import problem_responses
 from ..schemas import (
     ApiKeyCreate,
@@ -59,17 +60,15 @@ async def create_staff(database: DatabaseDep, who: Admin, body: StaffCreate) -> 
 async def update_staff(database: DatabaseDep, who: Admin, staff_id: Id, body: StaffUpdate) -> Staff:
     """Changes a role or deactivates an account (its keys stop working at once). Admins cannot
     demote or deactivate themselves, so a deployment never loses its last admin by accident."""
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    if staff_id == who.staff_id and changes:
+    if staff_id == who.staff_id and body.model_fields_set & {"role", "is_active"}:
         raise Conflict("an admin cannot change their own role or deactivate themselves")
     async with database.unit_of_work() as uow:
         staff = await _staff(uow, staff_id)
-        summary = {name: [getattr(staff, name), value] for name, value in changes.items()}
-        for name, value in changes.items():
-            setattr(staff, name, value)
-        await uow.session.flush()
-        await uow.session.refresh(staff)
-        audit.record(uow, who, "staff.update", "staff", staff_id, summary)
+        summary = changes(staff, body, nullable=frozenset({"telegram_id"}))
+        if summary:
+            await uow.session.flush()
+            await uow.session.refresh(staff)
+            audit.record(uow, who, "staff.update", "staff", staff_id, summary)
     return staff
 
 

@@ -23,6 +23,9 @@ class Sql:
     async def fetchval(self, query: str, *args: Any) -> Any:
         return await self._run(self._connection.fetchval, query, args)
 
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        return await self._run(self._connection.fetchrow, query, args)
+
     async def execute(self, query: str, *args: Any) -> None:
         await self._run(self._connection.execute, query, args)
 

@@ -5,7 +5,7 @@ names the columns of schema/users.py and the tests hold the two together.
 """
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -25,12 +25,17 @@ UPSERT_USER = (
     "ON CONFLICT (telegram_id) DO UPDATE SET username = excluded.username, "
     "first_name = excluded.first_name, last_name = excluded.last_name, "
     "language_code = excluded.language_code, is_active = true, updated_at = now() "
-    "RETURNING id"
+    "RETURNING id, is_blocked"
 )
 LOG_MESSAGE = (
     "INSERT INTO conversation_messages (user_id, direction, text, telegram_message_id, context) "
     "VALUES ($1, $2, $3, $4, $5)"
 )
+
+
+class Registered(NamedTuple):
+    id: int
+    is_blocked: bool
 
 
 class UpdateRepository(Repository):
@@ -51,6 +56,25 @@ class UserRepository(Repository):
         language_code: str | None = None,
     ) -> int:
         """Registers a user or refreshes their profile (one statement); returns the user id."""
+        registered = await self.register(
+            telegram_id,
+            first_name=first_name,
+            username=username,
+            last_name=last_name,
+            language_code=language_code,
+        )
+        return registered.id
+
+    async def register(
+        self,
+        telegram_id: int,
+        *,
+        first_name: str = "",
+        username: str | None = None,
+        last_name: str | None = None,
+        language_code: str | None = None,
+    ) -> Registered:
+        """upsert, also telling whether staff blocked the user (the same statement)."""
         user = checked(
             User,
             telegram_id=telegram_id,
@@ -59,7 +83,7 @@ class UserRepository(Repository):
             last_name=last_name,
             language_code=language_code,
         )
-        user_id: int = await self.sql.fetchval(
+        row = await self.sql.fetchrow(
             UPSERT_USER,
             user.telegram_id,
             user.username,
@@ -67,7 +91,7 @@ class UserRepository(Repository):
             user.last_name,
             user.language_code,
         )
-        return user_id
+        return Registered(row["id"], row["is_blocked"])
 
     async def get(self, user_id: int) -> User:
         user = await self.session.get(User, user_id)
