@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.core.db import Database
+from services.core.entry import parse_command_line
 from services.core.settings import AppSettings, DatabaseSettings
 
 from .app import create_app
@@ -18,6 +19,12 @@ from .settings import AdminApiSettings
 
 
 def main() -> None:
+    parse_command_line(
+        "services.admin_api",
+        "The staff admin API (FastAPI on uvicorn): users, tickets, products, bookings, "
+        "payments, analytics, configuration, staff and keys; /docs shows the API.",
+        [AppSettings, AdminApiSettings, DatabaseSettings],
+    )
     app_settings = AppSettings()
     logging.basicConfig(
         level=app_settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"

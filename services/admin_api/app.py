@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.core.db import Database
 
-from . import openapi, problems
+from . import docs, openapi, problems
 from .api import (
     analytics,
     appointments,
@@ -49,6 +49,8 @@ def create_app(settings: AdminApiSettings, database: Database) -> FastAPI:
         title="botstack admin API",
         version="1.0.0",
         description="Staff API of the bot stack. Authenticate with `Authorization: Bearer <key>`.",
+        docs_url=None,  # docs.install serves it without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -57,6 +59,7 @@ def create_app(settings: AdminApiSettings, database: Database) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     problems.install(app)
+    docs.install(app)
     openapi.install(app, Problem.model_json_schema())
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(database.metrics.registry))
     # Outermost: an oversized body is refused before anything else reads it.

@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import REGISTRY
-from pydantic import ValidationError
 
-from services.core.settings import AppSettings, InsecureSettingsError
+from services.core.entry import parse_command_line
+from services.core.settings import (
+    AppSettings,
+    BackupRoleSettings,
+    DatabaseSettings,
+)
 
 from .app import create_app
 from .context import create_context
@@ -25,15 +28,18 @@ from .settings import BackupServiceSettings
 
 
 def main() -> None:
+    parse_command_line(
+        "services.backup",
+        "The backup service: scheduled verified base backups, retention and restore drills, "
+        "with /metrics and /health. Operators' commands: python -m services.backup.cli.",
+        [AppSettings, BackupServiceSettings, BackupRoleSettings, DatabaseSettings],
+    )
     app_settings = AppSettings()
     logging.basicConfig(
         level=app_settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    try:
-        settings = BackupServiceSettings()
-        context = create_context(settings, REGISTRY)
-    except (ValidationError, InsecureSettingsError) as error:
-        sys.exit(f"error: invalid settings: {' '.join(str(error).split())}")
+    settings = BackupServiceSettings()
+    context = create_context(settings, REGISTRY)
     app = create_app(context, REGISTRY)
     scheduler = Scheduler(context, JobMetrics(REGISTRY))
 

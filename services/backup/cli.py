@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from services.core.settings import InsecureSettingsError
+from services.core.entry import check_settings
+from services.core.settings import BackupRoleSettings, DatabaseSettings
 
 from .basebackup import take_backup, verify_backup
 from .catalogue import Catalogue
@@ -24,6 +23,7 @@ from .dump import take_dump
 from .errors import BackupError
 from .restore import RestoreReport, restore
 from .retention import apply_retention
+from .settings import BackupServiceSettings
 
 log = logging.getLogger("services.backup")
 
@@ -196,6 +196,9 @@ The live server was not touched.{warning}"""
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    check_settings(
+        "services.backup.cli", [BackupServiceSettings, BackupRoleSettings, DatabaseSettings]
+    )
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
     async def _main() -> int:
@@ -204,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return asyncio.run(_main())
-    except (BackupError, ValidationError, InsecureSettingsError, OSError) as error:
+    except (BackupError, LookupError, OSError) as error:  # LookupError: no such backup
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.core.settings import AppSettings
+from services.core.entry import parse_command_line
+from services.core.settings import AppSettings, DatabaseSettings
 
 from .runner import run
 from .settings import BotSettings
 
 
 def main() -> None:
+    parse_command_line(
+        "services.bot",
+        "The Telegram bot: serves the webhook (or polls, BOT_MODE=polling), /health and "
+        "/metrics, and delivers the outbox, until SIGTERM.",
+        [AppSettings, BotSettings, DatabaseSettings],
+    )
     logging.basicConfig(
         level=AppSettings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

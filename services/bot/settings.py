@@ -15,6 +15,10 @@ from services.core.settings import DEV_SECRET, AppSettings, Environment, Insecur
 DEV_TOKEN = "1000000001:local-dev-token-not-a-secret"
 # What Telegram accepts as a webhook's secret_token.
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Outside development: a secret that cannot be guessed, and a token in the shape BotFather
+# issues ("<bot id>:<35 characters>").
+MIN_WEBHOOK_SECRET_LENGTH = 32
+BOT_TOKEN = re.compile(r"[0-9]{5,20}:[A-Za-z0-9_-]{30,}")
 
 
 class Mode(StrEnum):
@@ -77,14 +81,23 @@ class BotSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets(self) -> BotSettings:
+        # Messages name the variable and never the value: both are secrets.
         environment = AppSettings().environment
         secret = self.webhook_secret.get_secret_value()
         if secret and not SECRET_TOKEN.fullmatch(secret):
-            # Not echoed: it is a secret.
             raise ValueError("BOT_WEBHOOK_SECRET: use 1 to 256 of A-Z a-z 0-9 _ -")
-        if environment is not Environment.DEVELOPMENT and secret in ("", DEV_SECRET):
+        if environment is Environment.DEVELOPMENT:
+            return self
+        bad = []
+        if secret == DEV_SECRET or len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
+            bad.append(
+                f"BOT_WEBHOOK_SECRET (at least {MIN_WEBHOOK_SECRET_LENGTH} of A-Z a-z 0-9 _ -)"
+            )
+        token = self.token.get_secret_value()
+        if token == DEV_TOKEN or not BOT_TOKEN.fullmatch(token):
+            bad.append("BOT_TOKEN (the token BotFather gave the bot)")
+        if bad:
             raise InsecureSettingsError(
-                f"refusing to start in {environment} with a default or empty secret: "
-                "set BOT_WEBHOOK_SECRET"
+                f"development or weak values are refused in {environment}: set " + ", ".join(bad)
             )
         return self

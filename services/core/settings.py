@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The development default of every secret; refused outside development.
 DEV_SECRET = "change-me-dev-only"
+# Outside development a secret this short is refused as guessable.
+MIN_SECRET_LENGTH = 16
 
 
 class Environment(StrEnum):
@@ -43,13 +45,14 @@ def _refuse_default_secrets(settings: BaseSettings, prefix: str, *names: str) ->
         return
     bad = []
     for name in names:
-        value: SecretStr = getattr(settings, name)
-        if value.get_secret_value() in ("", DEV_SECRET):
+        value = getattr(settings, name).get_secret_value().strip()
+        if value == DEV_SECRET or len(value) < MIN_SECRET_LENGTH:
             bad.append(f"{prefix}{name.upper()}")
     if bad:
         raise InsecureSettingsError(
-            f"refusing to start in {environment} with a default or empty "
-            f"secret: set {', '.join(bad)}"
+            f"a default, empty or short secret is refused in {environment}: set "
+            f"{', '.join(bad)} (at least {MIN_SECRET_LENGTH} characters, not the development "
+            "value)"
         )
 
 

@@ -11,6 +11,8 @@ import logging
 import signal
 import sys
 
+from services.core.entry import parse_command_line
+
 from .server import StrictModeError, TelegramServer
 from .settings import TelegramAPISettings
 
@@ -32,6 +34,12 @@ async def _serve(settings: TelegramAPISettings) -> int:
 
 
 def main() -> int:
+    parse_command_line(
+        "services.telegram_api",
+        "The local Telegram Bot API stand-in: the Bot API methods the bot uses, a web chat "
+        "at /chat, and a control API (/__control/...) for tests and load tests.",
+        [TelegramAPISettings],
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return asyncio.run(_serve(TelegramAPISettings()))
 

@@ -196,9 +196,9 @@ class Control:
     async def delete_webhook(self, token: str | None = None) -> None:
         await self.bot(token).delete_webhook(drop_pending=False)
 
-    async def reset(self) -> None:
-        """Start over: no chats, updates, calls, faults or webhooks."""
-        await self._server.reset()
+    async def reset(self, *, keep_webhooks: bool = False) -> None:
+        """Start over: no chats, updates, calls, faults, nor (unless kept) webhooks."""
+        await self._server.reset(keep_webhooks=keep_webhooks)
 
     def take_violations(self) -> list[str]:
         """Invalid calls so far (strict mode fails on them at stop); taken, so expected ones
@@ -315,7 +315,8 @@ def routes(control: Control) -> list[web.RouteDef]:
         return True
 
     async def reset(request: web.Request) -> object:
-        await control.reset()
+        # Over HTTP the webhooks stay (the stack's bot keeps working); ?webhooks=drop too.
+        await control.reset(keep_webhooks=request.query.get("webhooks") != "drop")
         return True
 
     async def violations(request: web.Request) -> object:

@@ -95,11 +95,16 @@ class TelegramServer:
             self._runner = None
         self.check()
 
-    async def reset(self) -> None:
-        """Forget every bot's chats, updates, calls, faults and webhook (a fresh Telegram for
-        the next test or load-test run); invalid calls stay until checked or taken."""
+    async def reset(self, *, keep_webhooks: bool = False) -> None:
+        """Forget every bot's chats, updates, calls, faults and (unless keep_webhooks: a bot
+        running against this server goes on receiving updates) webhook: a fresh Telegram for
+        the next test or load-test run. Invalid calls stay until checked or taken."""
+        kept = {token: bot.webhook.config for token, bot in self.bots.items() if bot.webhook}
         await self._stop_webhooks()
         self.bots = self._new_bots()
+        if keep_webhooks:
+            for token, config in kept.items():
+                await self.bots[token].set_webhook(config, drop_pending=True)
 
     def check(self) -> None:
         """In strict mode, raise StrictModeError for the invalid calls made since the last

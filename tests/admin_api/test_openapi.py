@@ -3,6 +3,7 @@ bearer scheme and their auth errors, and every error is documented as problem+js
 
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
 
 PUBLIC = {"/health/live", "/health/ready", "/metrics"}
@@ -27,3 +28,13 @@ def test_every_operation_documents_auth_success_and_problem_errors(app: FastAPI)
             for status, response in responses.items():
                 if int(status) >= 400:
                     assert list(response["content"]) == ["application/problem+json"], where
+
+
+async def test_docs_page_loads_its_assets_from_the_api_itself(client: httpx.AsyncClient) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
+        assert asset in page.text
+        loaded = await client.get(asset)
+        assert loaded.status_code == 200 and len(loaded.content) > 10_000

@@ -174,3 +174,10 @@ def test_restore_to_a_time_before_any_backup_fails_clearly(
     result = cli(scenario.context, stack, "restore", "--target-time", "2001-01-01 00:00")
     assert result.returncode == 1
     assert result.stderr.startswith("error: no verified base backup finished before 2001-01-01")
+
+
+def test_verifying_an_unknown_backup_is_one_line(scenario: Scenario, stack: LocalStack) -> None:
+    result = cli(scenario.context, stack, "verify", "nosuch")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no backup 'nosuch' in ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

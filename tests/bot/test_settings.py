@@ -28,7 +28,27 @@ def test_production_refuses_the_default_secret(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("BOT_WEBHOOK_SECRET", raising=False)
     with pytest.raises(ValidationError, match="set BOT_WEBHOOK_SECRET"):
         BotSettings()
-    assert BotSettings(webhook_secret="a-real-secret_42").webhook_secret
+    real = BotSettings(
+        webhook_secret="a-real-secret_of-at-least-32-chars",
+        token="7000000001:AAH0real_token-from-BotFather-abcdefg",
+    )
+    assert real.webhook_secret
+
+
+@pytest.mark.parametrize(
+    ("token", "secret", "refused"),
+    [
+        (DEV_TOKEN, "s" * 32, "BOT_TOKEN"),
+        ("12345:short", "s" * 32, "BOT_TOKEN"),
+        ("7000000001:AAH0real_token-from-BotFather-abcdefg", "x", "BOT_WEBHOOK_SECRET"),
+    ],
+)
+def test_production_refuses_development_and_weak_values(
+    monkeypatch: pytest.MonkeyPatch, token: str, secret: str, refused: str
+) -> None:
+    monkeypatch.setenv("APP_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match=refused):
+        BotSettings(token=token, webhook_secret=secret)
 
 
 def test_a_secret_telegram_would_refuse_is_refused() -> None:

@@ -188,3 +188,15 @@ async def test_oversized_control_bodies_are_refused(http: aiohttp.ClientSession)
     for status, body in (announced, chunked):
         assert status == 413
         assert body["description"].startswith("Request Entity Too Large")
+
+
+async def test_reset_over_http_keeps_the_webhook_unless_asked_to_drop_it(
+    server: TelegramServer, http: aiohttp.ClientSession
+) -> None:
+    await server.control.set_webhook("http://127.0.0.1:9/hook", "s3cret")
+    status, _ = await control(http, "POST", "reset")
+    assert status == 200
+    webhook = server.control.bot().webhook
+    assert webhook is not None and webhook.config.url == "http://127.0.0.1:9/hook"
+    status, _ = await control(http, "POST", "reset?webhooks=drop")
+    assert status == 200 and server.control.bot().webhook is None

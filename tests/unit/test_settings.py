@@ -30,7 +30,7 @@ def test_development_defaults_fit_a_small_host(monkeypatch: pytest.MonkeyPatch) 
         (PgBouncerSettings, "PGBOUNCER_STATS_PASSWORD"),
     ],
 )
-@pytest.mark.parametrize("secret", [None, "", DEV_SECRET])
+@pytest.mark.parametrize("secret", [None, "", "   ", "short", DEV_SECRET])
 def test_production_refuses_default_or_empty_secrets(
     monkeypatch: pytest.MonkeyPatch, settings_class: type, variable: str, secret: str | None
 ) -> None:

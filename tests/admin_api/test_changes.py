@@ -1,0 +1,64 @@
+"""PATCH applies every field it accepts or refuses the request naming the field, and a change
+that changes nothing leaves no audit entry; flags and settings no service reads are refused."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+
+from . import seed
+
+
+async def _audit_count(owner: asyncpg.Connection) -> int:
+    return int(await owner.fetchval("SELECT count(*) FROM audit_log"))
+
+
+async def test_product_patch_applies_is_active_and_refuses_unknown_fields(
+    client: httpx.AsyncClient, admin: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    product_id = await seed.product(owner)
+    await client.post(f"/products/{product_id}/deactivate", headers=admin)
+    audits = await _audit_count(owner)
+    back = await client.patch(f"/products/{product_id}", json={"is_active": True}, headers=admin)
+    assert back.status_code == 200 and back.json()["is_active"] is True
+    assert await owner.fetchval("SELECT is_active FROM products WHERE id = $1", product_id)
+    summary = await owner.fetchval("SELECT summary FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert "is_active" in summary
+    assert await _audit_count(owner) == audits + 1
+
+    unknown = await client.patch(f"/products/{product_id}", json={"colour": "red"}, headers=admin)
+    assert unknown.status_code == 422 and unknown.json()["field"] == "body.colour"
+    null = await client.patch(f"/products/{product_id}", json={"title": None}, headers=admin)
+    assert null.status_code == 422 and null.json()["field"] == "body.title"
+    same = await client.patch(f"/products/{product_id}", json={"is_active": True}, headers=admin)
+    assert same.status_code == 200
+    assert await _audit_count(owner) == audits + 1  # nothing changed, nothing audited
+
+
+async def test_staff_patch_links_a_telegram_account(
+    client: httpx.AsyncClient, admin: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    created = await client.post("/staff", json={"name": "kim", "role": "operator"}, headers=admin)
+    staff_id = created.json()["id"]
+    linked = await client.patch(f"/staff/{staff_id}", json={"telegram_id": 5551}, headers=admin)
+    assert linked.status_code == 200 and linked.json()["telegram_id"] == 5551
+    assert await owner.fetchval("SELECT telegram_id FROM staff WHERE id = $1", staff_id) == 5551
+    unlinked = await client.patch(f"/staff/{staff_id}", json={"telegram_id": None}, headers=admin)
+    assert unlinked.json()["telegram_id"] is None
+    refused = await client.patch(f"/staff/{staff_id}", json={"name": "x"}, headers=admin)
+    assert refused.status_code == 422 and refused.json()["field"] == "body.name"
+
+
+async def test_flags_and_settings_no_service_reads_are_refused(
+    client: httpx.AsyncClient, admin: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    flag = await client.put("/flags/new.shiny", json={"enabled": True}, headers=admin)
+    assert flag.status_code == 422 and flag.json()["field"] == "path.key"
+    assert "payments.enabled" in flag.json()["detail"]  # says which exist
+    setting = await client.put("/settings/welcome.text", json={"value": "Hi"}, headers=admin)
+    assert setting.status_code == 422 and "booking.hours" in setting.json()["detail"]
+    assert await owner.fetchval("SELECT count(*) FROM feature_flags") == 0
+    assert await owner.fetchval("SELECT count(*) FROM runtime_settings") == 0
+    assert await _audit_count(owner) == 0
+    known = await client.put("/flags/payments.enabled", json={"enabled": False}, headers=admin)
+    assert known.status_code == 200
