@@ -29,8 +29,12 @@ down: ## stop the stack (data is kept)
 status: ## show what is running and where
 	$(UV) run python -m infra.stack status --state-dir $(STATE_DIR)
 
+# The settings of the running local stack, for the commands that act on it.
+STACK_ENV = { test -f $(STATE_DIR)/env || { echo "no stack in $(STATE_DIR)/: start the stack first (make up)" >&2; exit 2; }; } && \
+	set -a && source $(STATE_DIR)/env && set +a
+
 migrate: install ## apply migrations to the running local stack
-	set -a && source $(STATE_DIR)/env && set +a && $(UV) run alembic upgrade head
+	@$(STACK_ENV) && $(UV) run alembic upgrade head
 
 test: install ## run every test (starts its own stack in .stack-test/)
 	$(UV) run pytest
@@ -53,25 +57,24 @@ bench-bot: install ## updates/s of one bot process: stand-in -> webhook -> bot -
 
 admin-key: install ## make an admin API key: `make admin-key ROLE=admin NAME=ops`; key on the last line
 	@test -n "$(ROLE)" -a -n "$(NAME)" || { echo "usage: make admin-key ROLE=viewer|operator|admin NAME=<staff name>"; exit 2; }
-	@set -a && source $(STATE_DIR)/env && set +a && \
+	@$(STACK_ENV) && \
 		$(UV) run python -m services.admin_api.keys create --role "$(ROLE)" --name "$(NAME)"
 
 bench-admin: install ## seed 100,000 users and print p50/p99 of the admin API's list, search, analytics
 	$(UV) run python -m loadtests.bench_admin $(BENCH_ARGS)
 
 # The backup commands run against the local stack in $(STATE_DIR) with its settings.
-BACKUP_ENV = set -a && source $(STATE_DIR)/env && set +a && \
-	BACKUP_SERVICE_STATE_DIR=$(STATE_DIR)
+BACKUP_ENV = $(STACK_ENV) && BACKUP_SERVICE_STATE_DIR=$(STATE_DIR)
 
 backup: install ## take a verified base backup of the local stack now
-	$(BACKUP_ENV) $(UV) run python -m services.backup.cli backup
+	@$(BACKUP_ENV) $(UV) run python -m services.backup.cli backup
 
 restore: install ## restore into a new data directory: TARGET_TIME="2026-11-22 04:30:00+00:00" (default latest)
-	$(BACKUP_ENV) $(UV) run python -m services.backup.cli restore \
+	@$(BACKUP_ENV) $(UV) run python -m services.backup.cli restore \
 		$(if $(TARGET_TIME),--target-time "$(TARGET_TIME)")
 
 drill: install ## restore the newest backup into a scratch server and check it
-	$(BACKUP_ENV) $(UV) run python -m services.backup.cli drill
+	@$(BACKUP_ENV) $(UV) run python -m services.backup.cli drill
 
 bench-backup: install ## base-backup throughput, restore time and data at risk on a 1 GB database
 	$(UV) run python -m loadtests.bench_backup $(BENCH_ARGS)

@@ -28,6 +28,7 @@ from infra.app_services import APP_SERVICES, AppServiceProcess
 from infra.binaries import PgBouncerBinary, find_postgres, find_psql, find_system_pgbouncer
 from infra.pgbouncer_server import PgBouncerServer, accepts_connections, write_userlist
 from infra.postgres_server import PostgresServer
+from infra.service_runtime import prepare_runtime
 from infra.stack_state import HOST, Bouncer, Credentials, Layout, Ports, StackState
 from infra.system import Apt, ServiceUser, StackError, file_lock, run, shown, write_file
 
@@ -107,10 +108,13 @@ class LocalStack:
                 **self._environment(credentials, state),
                 **self.service_env,
             }
+            runtime = prepare_runtime(self.paths, self._user)
             for service in self._app_services(state):
-                service.start(environment)
+                service.start(environment, runtime)
                 spec = service.service
                 self._add_endpoint(spec.endpoint, service.url + spec.endpoint_path)
+                if spec.ops is not None:
+                    self._add_endpoint(spec.ops[2], service.ops_url)
                 if spec.url_variable:  # unless the operator set it (e.g. the real Bot API)
                     environment.setdefault(spec.url_variable, service.url)
             return self.endpoints()
@@ -275,6 +279,8 @@ class LocalStack:
             self.paths.run: 0o755,
             self.paths.logs: 0o755,
             self.paths.pgbouncer: 0o700,  # passwords in the userlist
+            # The backup service runs as the service user and keeps its backups here.
+            self.paths.root / "backups": 0o750,
         }
         for directory, mode in modes.items():
             directory.mkdir(mode=mode, exist_ok=True)
@@ -391,10 +397,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m infra.stack",
         description=(
-            "Run the bot stack's PostgreSQL 15 and PgBouncer as local processes on 127.0.0.1, "
-            "with all state (data, WAL archive, sockets, logs, endpoints.json, env) in one "
-            "directory. As root it installs missing Debian packages and runs the servers as "
-            "the OS user postgres."
+            "Run the bot stack as local processes on 127.0.0.1: PostgreSQL 15, PgBouncer, and "
+            "the project's services (the Telegram Bot API stand-in, the bot, the admin API, "
+            "the backup service), with all state (data, WAL archive, sockets, logs, "
+            "endpoints.json, env) in one directory. As root it installs missing Debian "
+            "packages and runs nothing as root: the servers and the backup service as the OS "
+            "user postgres, the other services as botstack."
         ),
     )
     state_help = f"state directory (default: {shown(DEFAULT_STATE_DIR)})"
@@ -411,8 +419,10 @@ def _parser() -> argparse.ArgumentParser:
             "Install or build what is missing, initialize and start PostgreSQL, create the "
             "roles and the database, start PgBouncer (1.21+ on base+1002 and, when the system "
             "one is older, that one as the legacy instance on base+1003), run the migrations, "
-            "write endpoints.json and env, and print the endpoints. On a running stack it "
-            "re-checks everything and reprints."
+            "start the project's services from base+2000 (admin API +2000, backup +2001, bot "
+            "webhook +2002, stand-in +2003, bot health and metrics +2004), write "
+            "endpoints.json and env, and print the endpoints. On a running stack it re-checks "
+            "everything and reprints."
         ),
     )
     up.add_argument(
@@ -427,7 +437,10 @@ def _parser() -> argparse.ArgumentParser:
         "down",
         parents=[common],
         help="stop the stack, keeping its data",
-        description="Stop the PgBouncers and PostgreSQL (fast shutdown). Harmless when stopped.",
+        description=(
+            "Stop the project's services, the PgBouncers and PostgreSQL (fast shutdown). "
+            "Harmless when stopped."
+        ),
     )
     down.add_argument("--purge", action="store_true", help="also remove the state directory")
     commands.add_parser(

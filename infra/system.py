@@ -62,7 +62,7 @@ class ServiceUser:
     def log_file(self, path: Path) -> Path:
         """path, created if missing so that this user's daemons can append to it."""
         if not path.exists():
-            path.touch(0o644)
+            path.touch(0o600)  # only its owner (and root) reads a server's log
             self.own(path)
         return path
 

@@ -278,11 +278,17 @@ class Round:
 
 class Bench:
     def __init__(
-        self, http: aiohttp.ClientSession, stand_in: StandIn, bot_url: str, processes: Processes
+        self,
+        http: aiohttp.ClientSession,
+        stand_in: StandIn,
+        bot_url: str,
+        metrics_url: str,
+        processes: Processes,
     ) -> None:
         self._http = http
         self._stand_in = stand_in
         self._bot_url = bot_url
+        self._metrics_url = metrics_url
         self._processes = processes
         # New users each run (one seen before would only be updated instead of inserted);
         # the stand-in gives update ids no earlier run used.
@@ -309,7 +315,7 @@ class Bench:
     async def round(self, name: str, count: int, max_connections: int) -> Round:
         await self._stand_in.delete_webhook()
         await self._stand_in.push(self._updates(count))
-        before = await read_metrics(self._http, self._bot_url)
+        before = await read_metrics(self._http, self._metrics_url)
         cpu_before = self._processes.cpu()
         busy_before = machine_busy()
         started = time.time()
@@ -321,7 +327,7 @@ class Bench:
         seconds = max(replies) - started
         cpu_after = self._processes.cpu()
         busy_after = machine_busy()
-        metrics = await read_metrics(self._http, self._bot_url) - before
+        metrics = await read_metrics(self._http, self._metrics_url) - before
         not_handled = {k: v for k, v in metrics.outcomes.items() if k != "handled" and v}
         if not_handled:
             print(f"  note: outcomes other than handled: {not_handled}", flush=True)
@@ -334,7 +340,7 @@ class Bench:
         last_progress, last_done, last_shown = time.monotonic(), -1.0, 0.0
         while True:
             await asyncio.sleep(0.25)
-            now = await read_metrics(self._http, self._bot_url) - before
+            now = await read_metrics(self._http, self._metrics_url) - before
             done = min(now.outcomes.get("handled", 0.0), now.replies)
             if done >= count:
                 return
@@ -361,10 +367,14 @@ def database_env(dsn: str) -> dict[str, str]:
 
 
 async def run(
-    args: argparse.Namespace, processes: Processes, stand_in_url: str, bot_url: str
+    args: argparse.Namespace,
+    processes: Processes,
+    stand_in_url: str,
+    bot_url: str,
+    metrics_url: str,
 ) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-        bench = Bench(http, StandIn(http, stand_in_url), bot_url, processes)
+        bench = Bench(http, StandIn(http, stand_in_url), bot_url, metrics_url, processes)
         warm = await bench.round("warm-up", min(args.updates, 500), args.max_connections)
         print(warm.line("warm-up"), flush=True)
         rounds = []
@@ -420,9 +430,10 @@ def main() -> None:
     stack = LocalStack(args.state_dir, port_base=args.port_base)
     endpoints = stack.up()
     layout = Layout(stack.state_dir)
-    stand_in_port, bot_port = free_port(), free_port()
+    stand_in_port, bot_port, metrics_port = free_port(), free_port(), free_port()
     stand_in_url = f"http://127.0.0.1:{stand_in_port}"
     bot_url = f"http://127.0.0.1:{bot_port}"
+    metrics_url = f"http://127.0.0.1:{metrics_port}"  # the bot's health and metrics
     logs = Path(tempfile.mkdtemp(prefix="bench-bot-"))
     stand_in = start(
         "services.telegram_api",
@@ -441,6 +452,7 @@ def main() -> None:
                 **database_env(endpoints["pgbouncer_dsn"]),
                 "BOT_API_URL": stand_in_url,
                 "BOT_WEBHOOK_PORT": str(bot_port),
+                "BOT_METRICS_PORT": str(metrics_port),
                 "BOT_WEBHOOK_SECRET": SECRET,
                 # The benchmark sets the webhook itself, with its max_connections.
                 "BOT_SET_WEBHOOK": "false",
@@ -450,7 +462,7 @@ def main() -> None:
                 "APP_LOG_LEVEL": "WARNING",
             },
             logs / "bot.log",
-            bot_url,
+            metrics_url,
         )
         try:
             processes = Processes(
@@ -465,7 +477,7 @@ def main() -> None:
                 f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
                 flush=True,
             )
-            asyncio.run(run(args, processes, stand_in_url, bot_url))
+            asyncio.run(run(args, processes, stand_in_url, bot_url, metrics_url))
             print(f"load average after: {os.getloadavg()[0]:.2f}")
         finally:
             stop(bot)

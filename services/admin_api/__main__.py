@@ -47,6 +47,7 @@ def main() -> None:
         port=settings.port,
         log_level=app_settings.log_level.lower(),
         access_log=False,
+        server_header=False,  # no software name and version for an attacker to look up
     )
 
 

@@ -27,7 +27,7 @@ def create_app(context: Context, registry: CollectorRegistry) -> web.Application
 
     async def ready(_: web.Request) -> web.Response:
         """Ready when a backup could be taken now: the backup volume is writable, the WAL
-        archive is there and the live server answers the backup role."""
+        archive is there and writable, and the live server answers the backup role."""
         settings = context.settings
         problems = []
         try:
@@ -35,6 +35,10 @@ def create_app(context: Context, registry: CollectorRegistry) -> web.Application
                 problems.append(f"backup directory {settings.backup_dir} is not writable")
             if not settings.archive_dir.is_dir():
                 problems.append(f"WAL archive {settings.archive_dir} does not exist")
+            elif not os.access(settings.archive_dir, os.W_OK):
+                # Retention removes old WAL from it; checked as the user the service runs as
+                # (the one that runs PostgreSQL, never root, who could write anywhere).
+                problems.append(f"WAL archive {settings.archive_dir} is not writable")
         except BackupError as error:
             problems.append(str(error))
         try:

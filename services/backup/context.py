@@ -37,7 +37,13 @@ class Context:
         the service or an operator's command started it. Yields False when wait is False and
         another operation holds the lock."""
         prepare_directory(self.settings.backup_dir, self.user)
-        with (self.settings.backup_dir / ".lock").open("a") as handle:
+        lock = self.settings.backup_dir / ".lock"
+        if not lock.exists():
+            lock.touch(0o600)
+            # An operator's command run as root and the service run as the PostgreSQL user
+            # share this lock: it belongs to the latter.
+            self.user.own(lock)
+        with lock.open("a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

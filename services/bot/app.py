@@ -1,5 +1,6 @@
-"""The app factory: the webhook, health and metrics routes and the outbox's delivery loop
-over one Database and one Bot, both owned by the caller (the runner, or a test)."""
+"""The app factory: the webhook route and the outbox's delivery loop over one Database and
+one Bot, both owned by the caller (the runner, or a test). Health and metrics are another app
+(health.py) on another port: the webhook's port is published for Telegram, theirs is not."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def create_app(
     webhook = WebhookHandler(settings.webhook_secret.get_secret_value(), bot, processor, metrics)
     app[DISPATCHER_KEY] = dispatcher
     app[PROCESSOR_KEY] = processor
-    app.add_routes([web.post(settings.webhook_path, webhook.handle), *health.routes(database)])
+    app.add_routes([web.post(settings.webhook_path, webhook.handle)])
+    app.on_response_prepare.append(health.plain_server_header)
     return app
 
 

@@ -1,4 +1,6 @@
-"""Liveness, readiness (the database through PgBouncer) and Prometheus metrics."""
+"""Liveness, readiness (the database through PgBouncer) and Prometheus metrics: an app of
+their own, served on BOT_METRICS_HOST:PORT (loopback or the internal network), never on the
+webhook's published port."""
 
 from __future__ import annotations
 
@@ -9,7 +11,19 @@ from services.core.db import Database
 from services.core.errors import DatabaseUnavailable
 
 
-def routes(database: Database) -> list[web.RouteDef]:
+async def plain_server_header(_: web.Request, response: web.StreamResponse) -> None:
+    """No Server header naming aiohttp and its version (what an attacker would look up)."""
+    response.headers["Server"] = "botstack"
+
+
+def create_ops_app(database: Database) -> web.Application:
+    app = web.Application()
+    app.add_routes(_routes(database))
+    app.on_response_prepare.append(plain_server_header)
+    return app
+
+
+def _routes(database: Database) -> list[web.RouteDef]:
     async def live(request: web.Request) -> web.Response:
         """The process answers; says nothing about the database."""
         return web.json_response({"status": "ok"})
@@ -18,7 +32,7 @@ def routes(database: Database) -> list[web.RouteDef]:
         try:
             await database.ping()
         except DatabaseUnavailable:
-            # No detail: this server is published for Telegram, the reason is in the logs.
+            # No detail: the reason is in the logs.
             return web.json_response({"status": "unavailable"}, status=503)
         return web.json_response({"status": "ok"})
 

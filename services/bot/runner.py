@@ -2,8 +2,9 @@
 outbox's delivery loop, see app.py), register it, and on SIGTERM stop taking updates, finish
 those in flight and the outbox batch in hand, close everything.
 
-In polling mode (BOT_MODE=polling) no webhook is registered: the bot asks for updates
-(polling.py); the server still answers health and metrics, and the outbox is delivered."""
+Health and metrics have a server of their own on BOT_METRICS_HOST:PORT. In polling mode
+(BOT_MODE=polling) no webhook is served or registered: the bot asks for updates (polling.py);
+health and metrics answer, and the outbox is delivered."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from services.core.db import Database
 from services.core.settings import DatabaseSettings
 
 from .app import DISPATCHER_KEY, PROCESSOR_KEY, create_app
+from .health import create_ops_app
 from .metrics import BotMetrics
 from .polling import Poller
 from .settings import BotSettings, Mode
@@ -41,25 +43,29 @@ async def run(settings: BotSettings) -> None:
     # aiohttp's graceful shutdown: cleanup() closes the listening socket at once, then waits
     # up to shutdown_timeout for the handlers in flight (each one update's transaction).
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    ops = web.AppRunner(create_ops_app(database), access_log=None)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        await runner.setup()
+        await runner.setup()  # starts the outbox loop, in both modes
+        await ops.setup()
+        await web.TCPSite(ops, settings.metrics_host, settings.metrics_port).start()
+        log.info("health and metrics on %s:%s", settings.metrics_host, settings.metrics_port)
         # Everything built so far (aiogram's models: most of the heap) lives as long as the
         # process; frozen, the collector stops walking it on every full collection.
         gc.freeze()
-        await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
         allowed = app[DISPATCHER_KEY].resolve_used_update_types()
         if settings.mode is Mode.POLLING:
-            log.info("health and metrics on %s:%s", settings.webhook_host, settings.webhook_port)
             poller = Poller(bot, app[PROCESSOR_KEY], metrics, allowed, settings.polling_timeout)
             await _poll(poller, stopping, settings.shutdown_timeout)
         else:
+            await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
             log.info("bot webhook listening on %s", settings.webhook_url)
             await _serve_webhook(bot, settings, allowed, stopping)
         await runner.cleanup()
+        await ops.cleanup()
     finally:
         await bot.session.close()
         await database.dispose()

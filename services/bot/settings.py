@@ -43,6 +43,9 @@ class BotSettings(BaseSettings):
     webhook_path: str = Field("/telegram/webhook", pattern=r"^/\S*$")
     # Telegram sends it in X-Telegram-Bot-Api-Secret-Token: 1 to 256 of A-Z a-z 0-9 _ -.
     webhook_secret: SecretStr = SecretStr(DEV_SECRET)
+    # Where /health and /metrics are served: never the webhook's port, which is published.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(27434, ge=0, le=65535)
     # The URL Telegram reaches the webhook server at (behind a proxy in production); by
     # default the listening address itself, which is what the local stack uses.
     public_url: str | None = None

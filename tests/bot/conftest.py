@@ -26,6 +26,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from services.bot.app import create_app, create_dispatcher
+from services.bot.health import create_ops_app
 from services.bot.metrics import BotMetrics
 from services.bot.replies import Replies
 from services.bot.settings import BotSettings
@@ -93,7 +94,8 @@ async def database(endpoints: dict[str, str], owner: asyncpg.Connection) -> Asyn
 
 @dataclass
 class RunningBot:
-    url: str
+    url: str  # the webhook server
+    ops_url: str  # health and metrics
     settings: BotSettings
     metrics: BotMetrics
     server: TelegramServer
@@ -134,10 +136,17 @@ async def start_bot(server: TelegramServer, database: Database) -> AsyncIterator
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, settings.webhook_host, 0).start()
+        ops = web.AppRunner(create_ops_app(database))
+        await ops.setup()
+        runners.append(ops)
+        await web.TCPSite(ops, settings.metrics_host, 0).start()
         port = int(runner.addresses[0][1])
         settings = settings.model_copy(update={"webhook_port": port})
         await register_webhook(bot, settings, dispatcher.resolve_used_update_types())
-        return RunningBot(f"http://{settings.webhook_host}:{port}", settings, metrics, server)
+        ops_url = f"http://{settings.metrics_host}:{ops.addresses[0][1]}"
+        return RunningBot(
+            f"http://{settings.webhook_host}:{port}", ops_url, settings, metrics, server
+        )
 
     yield start
     for runner in runners:
@@ -206,10 +215,11 @@ async def http_status(http: aiohttp.ClientSession, url: str) -> int:
 async def bot_process(
     server: TelegramServer, endpoints: dict[str, str], log_dir: Path, **env: str
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """`python -m services.bot` as the stack runs it, against the in-process stand-in, on a
-    free port (`env` adds or overrides BOT_ variables); killed if still running at the end.
-    Yields the process and its base URL; its output is in log_dir/bot.log."""
-    port = _free_port()
+    """`python -m services.bot` as the stack runs it, against the in-process stand-in, on
+    free ports (`env` adds or overrides BOT_ variables); killed if still running at the end.
+    Yields the process and the base URL of its health and metrics server; its output is in
+    log_dir/bot.log."""
+    port, ops_port = _free_port(), _free_port()
     variables = {
         **os.environ,
         **_stack_env(endpoints),
@@ -217,6 +227,7 @@ async def bot_process(
         "BOT_API_URL": server.url,
         "BOT_WEBHOOK_HOST": "127.0.0.1",
         "BOT_WEBHOOK_PORT": str(port),
+        "BOT_METRICS_PORT": str(ops_port),
         "BOT_WEBHOOK_SECRET": SECRET,
         **env,
     }
@@ -225,7 +236,7 @@ async def bot_process(
             sys.executable, "-m", "services.bot", cwd=REPO, env=variables, stdout=log, stderr=log
         )
     try:
-        yield child, f"http://127.0.0.1:{port}"
+        yield child, f"http://127.0.0.1:{ops_port}"
     finally:
         if child.returncode is None:
             child.kill()

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.stack import LocalStack
 from services.bot.app import PROCESSOR_KEY, create_app, create_dispatcher
+from services.bot.health import create_ops_app
 from services.bot.metrics import BotMetrics
 from services.bot.polling import Backoff, Poller
 from services.bot.replies import Replies
@@ -104,9 +105,12 @@ async def start_poller(server: TelegramServer, database: Database) -> AsyncItera
         dispatcher = create_dispatcher(settings, routers)
         app = create_app(settings, database, bot, metrics, dispatcher)
         runner = web.AppRunner(app)
-        await runner.setup()
+        await runner.setup()  # the outbox loop; no webhook is served in polling mode
         runners.append(runner)
-        await web.TCPSite(runner, settings.webhook_host, 0).start()
+        ops = web.AppRunner(create_ops_app(database))
+        await ops.setup()
+        runners.append(ops)
+        await web.TCPSite(ops, settings.metrics_host, 0).start()
         poller = Poller(
             bot,
             app[PROCESSOR_KEY],
@@ -115,7 +119,7 @@ async def start_poller(server: TelegramServer, database: Database) -> AsyncItera
             settings.polling_timeout,
             Backoff(first=0.05, cap=0.5),
         )
-        url = f"http://{settings.webhook_host}:{runner.addresses[0][1]}"
+        url = f"http://{settings.metrics_host}:{ops.addresses[0][1]}"
         pollers.append(PollingBot(url, metrics, server, poller))
         pollers[-1].start()
         return pollers[-1]

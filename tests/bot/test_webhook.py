@@ -137,7 +137,10 @@ async def test_database_outage_answers_503_then_applies_every_update_once(
         for user in users:
             server.control.send_text(user, "/start")
         await eventually(lambda: bot.updates("unavailable") >= len(users), seconds=60)
-        async with aiohttp.ClientSession() as http, http.get(bot.url + "/health/ready") as ready:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(bot.ops_url + "/health/ready") as ready,
+        ):
             assert ready.status == 503
     finally:
         stack.start_postgres()
@@ -200,3 +203,19 @@ async def test_data_the_database_refuses_is_acknowledged_and_not_redelivered(
     # The user's next, valid, update is served as usual.
     server.control.send_text(USER, "/start", first_name="Ann")
     await eventually(lambda: len(bot.texts(USER)) == 1)
+
+
+async def test_health_and_metrics_are_not_on_the_published_webhook_port(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot()
+    async with aiohttp.ClientSession() as http:
+        for path in ("/metrics", "/health/live", "/health/ready"):
+            async with http.get(bot.url + path) as public:
+                assert public.status == 404, path
+            async with http.get(bot.ops_url + path) as internal:
+                assert internal.status == 200, path
+        async with http.post(bot.url + bot.settings.webhook_path) as webhook:
+            assert webhook.status == 401
+            # No software name or version for an attacker to look up.
+            assert "aiohttp" not in webhook.headers.get("Server", "")
