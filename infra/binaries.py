@@ -93,3 +93,14 @@ def find_system_pgbouncer(apt: Apt) -> PgBouncerBinary:
     if binary is None:
         raise StackError("pgbouncer not found; install the Debian package pgbouncer")
     return binary
+
+
+def find_promtool(apt: Apt) -> Path:
+    """promtool, from Debian's prometheus package (2.42): it checks and unit-tests the rules."""
+    found = shutil.which("promtool")
+    if found is None:
+        apt.install(["prometheus"], "promtool (Prometheus)")
+        found = shutil.which("promtool")
+    if found is None:
+        raise StackError("promtool not found; install the Debian package prometheus")
+    return Path(found)

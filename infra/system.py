@@ -92,7 +92,9 @@ def run(
             detail = lines[-1] if lines else f"exit status {result.returncode}"
             raise StackError(f"{failure}: {detail}")
         return
-    with log_file.open("a") as sink:
+    # Logs may quote settings and data: readable by their owner only.
+    with os.fdopen(os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a") as sink:
+        os.fchmod(sink.fileno(), 0o600)
         result = subprocess.run(
             command,
             cwd=cwd,
@@ -161,11 +163,21 @@ class Apt:
         if not self._updated:
             self.update()
         log.info("installing Debian packages for %s: %s", what, " ".join(missing))
-        run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *LOCK_WAIT, *missing],
-            failure=f"apt-get install {' '.join(missing)} failed",
-            env=self._env(),
-        )
+        # A package's own daemon (Debian starts Prometheus on :9090) is not the stack's.
+        guard = Path("/usr/sbin/policy-rc.d")
+        placed = not guard.exists()
+        if placed:
+            guard.write_text("#!/bin/sh\nexit 101\n")
+            guard.chmod(0o755)
+        try:
+            run(
+                ["apt-get", "install", "-y", "--no-install-recommends", *LOCK_WAIT, *missing],
+                failure=f"apt-get install {' '.join(missing)} failed",
+                env=self._env(),
+            )
+        finally:
+            if placed:
+                guard.unlink(missing_ok=True)
 
     @staticmethod
     def _env() -> dict[str, str]:

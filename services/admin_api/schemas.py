@@ -14,6 +14,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypeAliasType
 
 from services.core.schema import (
@@ -193,13 +194,15 @@ class ProductCreate(BaseModel):
 
 
 class ProductUpdate(BaseModel):
+    # Every field may be left out; none may be null (SkipJsonSchema: the schema says so, and
+    # patching.changes refuses a null).
     model_config = ConfigDict(extra="forbid")
 
-    title: Annotated[Text, StringConstraints(max_length=128)] | None = None
-    description: PlainText | None = Field(None, max_length=1024)
-    price_stars: int | None = Field(None, gt=0, le=INT32_MAX)
-    credits: int | None = Field(None, gt=0, le=INT32_MAX)
-    is_active: bool | None = None
+    title: Annotated[Text, StringConstraints(max_length=128)] | SkipJsonSchema[None] = None
+    description: Annotated[PlainText, Field(max_length=1024)] | SkipJsonSchema[None] = None
+    price_stars: Annotated[int, Field(gt=0, le=INT32_MAX)] | SkipJsonSchema[None] = None
+    credits: Annotated[int, Field(gt=0, le=INT32_MAX)] | SkipJsonSchema[None] = None
+    is_active: bool | SkipJsonSchema[None] = None
 
 
 class AuditOut(Row):
@@ -259,8 +262,8 @@ class StaffCreate(BaseModel):
 class StaffUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Role | None = None
-    is_active: bool | None = None
+    role: Role | SkipJsonSchema[None] = None
+    is_active: bool | SkipJsonSchema[None] = None
     # The staff member's Telegram account (they act from the staff group); null unlinks it.
     telegram_id: int | None = Field(None, ge=1, le=ID_MAX)
 

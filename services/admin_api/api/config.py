@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
@@ -28,6 +28,11 @@ router = APIRouter(tags=["configuration"])
 KNOWN_SETTINGS = {HOURS_SETTING: BusinessHours}
 
 
+# Path keys whose known names the OpenAPI document lists.
+FlagKey = Annotated[ConfigKey, Path(json_schema_extra={"enum": sorted(KNOWN_FLAGS)})]
+SettingKey = Annotated[ConfigKey, Path(json_schema_extra={"enum": sorted(KNOWN_SETTINGS)})]
+
+
 def _known(key: str, known: Mapping[str, object], what: str) -> None:
     if key not in known:
         raise ProblemError(
@@ -46,7 +51,7 @@ async def list_flags(database: DatabaseDep, _: Viewer) -> list[FeatureFlag]:
 
 @router.put("/flags/{key}", response_model=FlagOut, responses=problem_responses(422))
 async def set_flag(
-    database: DatabaseDep, who: Admin, key: ConfigKey, change: FlagChange
+    database: DatabaseDep, who: Admin, key: FlagKey, change: FlagChange
 ) -> FeatureFlag:
     """Creates or changes a flag the services read (see the README's list); a description
     left out keeps the current one."""
@@ -71,7 +76,7 @@ async def list_settings(database: DatabaseDep, _: Viewer) -> list[RuntimeSetting
 
 @router.put("/settings/{key}", response_model=SettingOut, responses=problem_responses(422))
 async def set_setting(
-    database: DatabaseDep, who: Admin, key: ConfigKey, change: SettingChange
+    database: DatabaseDep, who: Admin, key: SettingKey, change: SettingChange
 ) -> RuntimeSetting:
     """Creates or changes a runtime setting the services read (`booking.hours`: open, close,
     slot_minutes, timezone); the value must fit it."""

@@ -1,0 +1,255 @@
+"""The alert catalogue: every alert the stack pages or warns on, defined once. Each alert is a
+measured quantity (a PromQL expression that returns a number per series, also at idle), a
+comparison with a threshold, how long it must hold, and what a person does about it.
+
+Expressions aggregate with `max by`/`sum by` over the labels they need, so that exporter
+versions that add labels (compose runs the same programs at the same versions, but a newer
+one may add e.g. `server` or `instance`) change nothing. Ratios are idle-safe: no traffic
+gives 0, never a division by zero, so nothing fires on an idle stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    meaning: str  # what it means when it fires
+    expr: str  # the measured quantity, one number per series
+    op: str  # ">=", ">", "<=" or "<"
+    threshold: float
+    for_: str  # how long the condition must hold ("0s": at once)
+    severity: str  # "page" (act now) or "ticket" (act today)
+    summary: str
+    runbook: str  # what to look at, what to do
+
+    @property
+    def condition(self) -> str:
+        return f"({self.expr}) {self.op} {self.threshold:g}"
+
+
+def _ratio(bad: str, total: str) -> str:
+    """bad / total over 5 minutes; 0 without traffic (idle-safe)."""
+    return f"(sum(rate({bad}[5m])) or vector(0)) / clamp_min(sum(rate({total}[5m])), 1e-9)"
+
+
+# The stack's own services, as Prometheus jobs (infra/prometheus/prometheus.yml).
+SERVICES = 'job=~"bot|admin-api|backup"'
+
+ALERTS: tuple[Alert, ...] = (
+    Alert(
+        "DatabasePoolSaturated",
+        "A service process has 80% or more of its SQLAlchemy pool checked out: requests will "
+        "soon wait for a connection and then fail with 503.",
+        f"max by (job, instance) (db_pool_utilization{{{SERVICES}}})",
+        ">=",
+        0.8,
+        "1m",
+        "page",
+        "{{ $labels.job }} uses {{ $value | humanizePercentage }} of its database pool",
+        "Look at db_pool_wait_seconds and the Database dashboard's query latency: slow "
+        "queries hold connections. Kill runaway statements; raise DB_POOL_SIZE only if "
+        "PgBouncer and PostgreSQL have room.",
+    ),
+    Alert(
+        "PgBouncerServerPoolSaturated",
+        "PgBouncer's server connections for the app database are 80% or more of its pool: "
+        "clients will queue in PgBouncer.",
+        "max by (database) (pgbouncer_databases_database_current_connections"
+        '{database="botstack"}) / max by (database) ('
+        'pgbouncer_databases_database_pool_size{database="botstack"} > 0)',
+        ">=",
+        0.8,
+        "1m",
+        "page",
+        "PgBouncer holds {{ $value | humanizePercentage }} of its server pool for botstack",
+        "Check pgbouncer_pools_client_waiting_connections and long transactions "
+        "(pg_longest_active_statement_seconds); raise default_pool_size only below "
+        "PostgreSQL's max_connections.",
+    ),
+    Alert(
+        "PostgresConnectionsSaturated",
+        "PostgreSQL has 80% or more of max_connections in use: new connections (migrations, "
+        "backups, PgBouncer) will be refused.",
+        "sum(pg_stat_activity_count) / max(pg_settings_max_connections)",
+        ">=",
+        0.8,
+        "1m",
+        "page",
+        "PostgreSQL uses {{ $value | humanizePercentage }} of max_connections",
+        "See which clients hold connections (pg_stat_activity by application_name); PgBouncer "
+        "should hold most of them. Look for leaked direct connections.",
+    ),
+    Alert(
+        "SlowQueriesFinished",
+        "Statements took 5 seconds or more to finish in the last 5 minutes.",
+        "sum by (job) (increase(db_query_duration_seconds_bucket"
+        f'{{{SERVICES}, le="+Inf"}}[5m])) - sum by (job) (increase('
+        f'db_query_duration_seconds_bucket{{{SERVICES}, le="5.0"}}[5m]))',
+        ">",
+        0,
+        "0s",
+        "ticket",
+        "{{ $labels.job }} ran {{ $value | humanize }} statements of 5 s or more in 5 minutes",
+        "PostgreSQL logs statements of 5 s or more (log_min_duration_statement): find them, "
+        "EXPLAIN them, add the missing index or bound the query.",
+    ),
+    Alert(
+        "SlowQueryRunning",
+        "A statement has been running for 5 seconds or more right now.",
+        "max(pg_longest_active_statement_seconds)",
+        ">=",
+        5,
+        "0s",
+        "page",
+        "A statement has been running for {{ $value | humanizeDuration }}",
+        "SELECT pid, now() - query_start, query FROM pg_stat_activity WHERE state = 'active' "
+        "ORDER BY 2 DESC; cancel it with pg_cancel_backend(pid) if it is a runaway.",
+    ),
+    Alert(
+        "DatabaseErrorRate",
+        "5% or more of the statements the services ran failed with the database unavailable "
+        "or a database error (conflicts and not-found are business outcomes, not counted).",
+        _ratio(
+            f'db_errors_total{{{SERVICES}, kind=~"unavailable|database_error"}}',
+            f"db_queries_total{{{SERVICES}}}",
+        ),
+        ">=",
+        0.05,
+        "1m",
+        "page",
+        "{{ $value | humanizePercentage }} of database statements fail",
+        "Is PostgreSQL or PgBouncer down (target down, backup_postgres_up)? database_error is "
+        "a bug: read the service's log for the statement.",
+    ),
+    Alert(
+        "BotUpdateErrorRate",
+        "5% or more of Telegram's updates failed in a handler or found the database "
+        "unavailable: Telegram redelivers them, users wait.",
+        _ratio(
+            'bot_updates_total{job="bot", outcome=~"failed|unavailable"}',
+            'bot_updates_total{job="bot"}',
+        ),
+        ">=",
+        0.05,
+        "1m",
+        "page",
+        "{{ $value | humanizePercentage }} of updates fail",
+        "unavailable: the database (see DatabaseErrorRate). failed: a handler raises; the "
+        "bot's log has the traceback with the update id.",
+    ),
+    Alert(
+        "AdminApiErrorRate",
+        "5% or more of the admin API's requests answered 5xx.",
+        _ratio(
+            'http_requests_total{job="admin-api", status=~"5.."}',
+            'http_requests_total{job="admin-api"}',
+        ),
+        ">=",
+        0.05,
+        "1m",
+        "ticket",
+        "{{ $value | humanizePercentage }} of admin API requests fail",
+        "503: the database is unavailable. 500: a bug; the admin API's log has it.",
+    ),
+    Alert(
+        "DiskAlmostFull",
+        "A filesystem is 90% or more full: PostgreSQL stops when its disk is full, and the WAL "
+        "archive stops taking segments.",
+        "max by (instance, mountpoint) (1 - node_filesystem_avail_bytes"
+        '{fstype!~"tmpfs|overlay|squashfs"} / node_filesystem_size_bytes'
+        '{fstype!~"tmpfs|overlay|squashfs"})',
+        ">=",
+        0.9,
+        "5m",
+        "page",
+        "{{ $labels.mountpoint }} is {{ $value | humanizePercentage }} full",
+        "Check the WAL archive and backups (retention), PostgreSQL's data, logs; free space "
+        "before PostgreSQL stops.",
+    ),
+    Alert(
+        "MemoryAlmostFull",
+        "85% or more of the host's memory is in use: the kernel will soon kill processes.",
+        "max by (instance) (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
+        ">=",
+        0.85,
+        "5m",
+        "page",
+        "The host uses {{ $value | humanizePercentage }} of its memory",
+        "See memory per service against its limit; a leak shows as steady growth.",
+    ),
+    Alert(
+        "BackupTooOld",
+        "No verified base backup for longer than the schedule (one day) plus six hours.",
+        "time() - max(backup_last_success_timestamp_seconds)",
+        ">",
+        30 * 3600,
+        "0s",
+        "page",
+        "The newest verified base backup is {{ $value | humanizeDuration }} old",
+        'The backup service\'s log and backup_job_runs_total{outcome="failed"}; take one now '
+        "with `python -m services.backup.cli backup`.",
+    ),
+    Alert(
+        "BackupDrillFailed",
+        "The last restore drill failed: the newest backup may not restore.",
+        "min(backup_drill_last_success)",
+        "<",
+        1,
+        "0s",
+        "page",
+        "The last restore drill failed",
+        "`python -m services.backup.cli drill` prints why (revision, amcheck, recovery); take a "
+        "new base backup and drill again.",
+    ),
+    Alert(
+        "WalArchiveFailing",
+        "archive_command is failing: WAL piles up in pg_wal and point-in-time restore loses "
+        "everything after the last archived segment.",
+        "max(backup_wal_archive_failing)",
+        ">=",
+        1,
+        "0s",
+        "page",
+        "WAL archiving is failing",
+        "PostgreSQL's log shows archive-wal.sh's error: archive directory writable? disk "
+        "full? Fix it; PostgreSQL retries and nothing is lost.",
+    ),
+    Alert(
+        "WalArchiveStale",
+        "The newest file in the WAL archive is older than twice archive_timeout (60 s): "
+        "archiving has stopped.",
+        "max(backup_wal_seconds_since_last_archived)",
+        ">",
+        120,
+        "2m",
+        "page",
+        "Nothing archived for {{ $value | humanizeDuration }}",
+        "Is PostgreSQL up? Is archive_mode on? Look at pg_stat_archiver and PostgreSQL's log.",
+    ),
+    Alert(
+        "OutboxBehind",
+        "The oldest message waiting in the outbox is older than 5 minutes: staff replies and "
+        "reminders are late.",
+        'max(bot_outbox_oldest_pending_age_seconds{job="bot"})',
+        ">",
+        300,
+        "2m",
+        "ticket",
+        "The oldest outbox message has waited {{ $value | humanizeDuration }}",
+        "Is the bot running and Telegram answering (bot_telegram_api_calls_total by result)? "
+        "429s slow it down; failed rows are in the outbox table.",
+    ),
+    Alert(
+        "TargetDown",
+        "Prometheus cannot scrape a target: a service or exporter is down.",
+        "min by (job) (up)",
+        "<",
+        1,
+        "1m",
+        "page",
+        "{{ $labels.job }} is down",
+        "`make status` (local) or `docker compose ps`; the service's log says why it stopped.",
+    ),
+)

@@ -1,0 +1,257 @@
+"""The alert catalogue's generated files: in step with the catalogue, accepted by promtool, and
+each alert unit-tested by `promtool test rules`: it fires on the series that should fire it,
+and stays silent on idle series and on no data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.binaries import find_promtool
+from infra.observability.alerts import ALERTS, Alert
+from infra.observability.generate import RULES_FILE
+from infra.system import Apt
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def promtool() -> Path:
+    return find_promtool(Apt())
+
+
+@dataclass(frozen=True)
+class Case:
+    firing: dict[str, str]  # series -> promtool values, 15 s apart
+    labels: dict[str, str]  # of the alert that fires (severity added)
+    summary: str
+    idle: dict[str, str]
+    at: str = "10m"
+
+
+JOB = 'job="bot", instance="bot"'
+CASES = {
+    "DatabasePoolSaturated": Case(
+        {f"db_pool_utilization{{{JOB}}}": "0.8x40"},
+        {"job": "bot", "instance": "bot"},
+        "bot uses 80% of its database pool",
+        {f"db_pool_utilization{{{JOB}}}": "0.7x40"},
+    ),
+    "PgBouncerServerPoolSaturated": Case(
+        {
+            'pgbouncer_databases_database_current_connections{database="botstack"}': "18x40",
+            'pgbouncer_databases_database_pool_size{database="botstack"}': "20x40",
+        },
+        {"database": "botstack"},
+        "PgBouncer holds 90% of its server pool for botstack",
+        {
+            'pgbouncer_databases_database_current_connections{database="botstack"}': "2x40",
+            'pgbouncer_databases_database_pool_size{database="botstack"}': "20x40",
+        },
+    ),
+    "PostgresConnectionsSaturated": Case(
+        {
+            'pg_stat_activity_count{datname="botstack", state="idle"}': "50x40",
+            "pg_settings_max_connections": "60x40",
+        },
+        {},
+        "PostgreSQL uses 83.33% of max_connections",
+        {
+            'pg_stat_activity_count{datname="botstack", state="idle"}': "20x40",
+            "pg_settings_max_connections": "60x40",
+        },
+    ),
+    "SlowQueriesFinished": Case(
+        {
+            f'db_query_duration_seconds_bucket{{{JOB}, le="5.0"}}': "0+10x40",
+            f'db_query_duration_seconds_bucket{{{JOB}, le="+Inf"}}': "0+10x20 220+10x20",
+        },
+        {"job": "bot"},
+        "bot ran 10 statements of 5 s or more in 5 minutes",
+        {
+            f'db_query_duration_seconds_bucket{{{JOB}, le="5.0"}}': "0+10x40",
+            f'db_query_duration_seconds_bucket{{{JOB}, le="+Inf"}}': "0+10x40",
+        },
+        at="6m",
+    ),
+    "SlowQueryRunning": Case(
+        {"pg_longest_active_statement_seconds": "0x20 6x20"},
+        {},
+        "A statement has been running for 6s",
+        {"pg_longest_active_statement_seconds": "0.01x40"},
+    ),
+    "DatabaseErrorRate": Case(
+        {
+            f'db_errors_total{{{JOB}, kind="unavailable"}}': "0+1x40",
+            f'db_queries_total{{{JOB}, operation="select"}}': "0+10x40",
+        },
+        {},
+        "10% of database statements fail",
+        {
+            f'db_errors_total{{{JOB}, kind="conflict"}}': "0+5x40",
+            f'db_errors_total{{{JOB}, kind="unavailable"}}': "0x40",
+            f'db_queries_total{{{JOB}, operation="select"}}': "0+10x40",
+        },
+    ),
+    "BotUpdateErrorRate": Case(
+        {
+            'bot_updates_total{job="bot", type="message", outcome="failed"}': "0+1x40",
+            'bot_updates_total{job="bot", type="message", outcome="handled"}': "0+9x40",
+        },
+        {},
+        "10% of updates fail",
+        {
+            'bot_updates_total{job="bot", type="message", outcome="failed"}': "0x40",
+            'bot_updates_total{job="bot", type="message", outcome="handled"}': "0+9x40",
+        },
+    ),
+    "AdminApiErrorRate": Case(
+        {
+            'http_requests_total{job="admin-api", route="/users", method="GET", status="503"}': (
+                "0+1x40"
+            ),
+            'http_requests_total{job="admin-api", route="/users", method="GET", status="200"}': (
+                "0+3x40"
+            ),
+        },
+        {},
+        "25% of admin API requests fail",
+        {
+            'http_requests_total{job="admin-api", route="/users", method="GET", status="200"}': (
+                "0+3x40"
+            ),
+        },
+    ),
+    "DiskAlmostFull": Case(
+        {
+            'node_filesystem_avail_bytes{instance="host", mountpoint="/", fstype="ext4"}': "5x40",
+            'node_filesystem_size_bytes{instance="host", mountpoint="/", fstype="ext4"}': "100x40",
+        },
+        {"instance": "host", "mountpoint": "/"},
+        "/ is 95% full",
+        {
+            'node_filesystem_avail_bytes{instance="host", mountpoint="/", fstype="ext4"}': "50x40",
+            'node_filesystem_size_bytes{instance="host", mountpoint="/", fstype="ext4"}': "100x40",
+        },
+    ),
+    "MemoryAlmostFull": Case(
+        {
+            'node_memory_MemAvailable_bytes{instance="host"}': "10x40",
+            'node_memory_MemTotal_bytes{instance="host"}': "100x40",
+        },
+        {"instance": "host"},
+        "The host uses 90% of its memory",
+        {
+            'node_memory_MemAvailable_bytes{instance="host"}': "60x40",
+            'node_memory_MemTotal_bytes{instance="host"}': "100x40",
+        },
+    ),
+    "BackupTooOld": Case(
+        # At eval time 10m (600 s) a backup from Unix time -108000 is 30 h 10 min old.
+        {"backup_last_success_timestamp_seconds": "-108000x40"},
+        {},
+        "The newest verified base backup is 1d 6h 10m 0s old",
+        {"backup_last_success_timestamp_seconds": "0x40"},
+    ),
+    "BackupDrillFailed": Case(
+        {"backup_drill_last_success": "0x40"},
+        {},
+        "The last restore drill failed",
+        {"backup_drill_last_success": "1x40"},
+    ),
+    "WalArchiveFailing": Case(
+        {"backup_wal_archive_failing": "0x20 1x20"},
+        {},
+        "WAL archiving is failing",
+        {"backup_wal_archive_failing": "0x40"},
+    ),
+    "WalArchiveStale": Case(
+        {"backup_wal_seconds_since_last_archived": "0+15x40"},
+        {},
+        "Nothing archived for 10m 0s",
+        {"backup_wal_seconds_since_last_archived": "30x40"},
+    ),
+    "OutboxBehind": Case(
+        {'bot_outbox_oldest_pending_age_seconds{job="bot"}': "0+15x40"},
+        {},
+        "The oldest outbox message has waited 10m 0s",
+        {'bot_outbox_oldest_pending_age_seconds{job="bot"}': "0x40"},
+    ),
+    "TargetDown": Case(
+        {'up{job="bot", instance="bot"}': "1x20 0x20"},
+        {"job": "bot"},
+        "bot is down",
+        {'up{job="bot", instance="bot"}': "1x40"},
+    ),
+}
+
+
+def _series(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"series": series, "values": given} for series, given in values.items()]
+
+
+def _test(
+    alert: Alert, series: dict[str, str], expected: list[dict[str, dict[str, str]]], at: str
+) -> dict[str, object]:
+    return {
+        "interval": "15s",
+        "input_series": _series(series),
+        "alert_rule_test": [{"eval_time": at, "alertname": alert.name, "exp_alerts": expected}],
+    }
+
+
+def test_generated_files_are_what_the_catalogue_generates() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.observability", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_promtool_accepts_the_rules(promtool: Path) -> None:
+    result = subprocess.run(
+        [promtool, "check", "rules", str(RULES_FILE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(ALERTS)} rules found" in result.stdout
+
+
+def test_every_alert_has_a_unit_test() -> None:
+    assert sorted(CASES) == sorted(alert.name for alert in ALERTS)
+
+
+@pytest.mark.parametrize("alert", ALERTS, ids=lambda alert: alert.name)
+def test_alert_fires_on_its_series_and_is_silent_on_idle_and_no_data(
+    alert: Alert, tmp_path: Path, promtool: Path
+) -> None:
+    case = CASES[alert.name]
+    fired = {
+        "exp_labels": {**case.labels, "severity": alert.severity},
+        "exp_annotations": {
+            "summary": case.summary,
+            "description": alert.meaning,
+            "runbook": alert.runbook,
+        },
+    }
+    suite = {
+        "rule_files": [str(RULES_FILE)],
+        "evaluation_interval": "15s",
+        "tests": [
+            _test(alert, case.firing, [fired], case.at),
+            _test(alert, case.idle, [], case.at),
+            _test(alert, {"some_other_metric": "1x40"}, [], case.at),
+        ],
+    }
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(suite))
+    result = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
