@@ -136,6 +136,8 @@ class PostgresServer:
             "app_password": credentials.db.password.get_secret_value(),
             "backup_user": credentials.backup.user,
             "backup_password": credentials.backup.password.get_secret_value(),
+            "monitor_user": credentials.monitor.user,
+            "monitor_password": credentials.monitor.password.get_secret_value(),
         }
         # \set on stdin rather than -v on the command line keeps the passwords out of `ps`.
         script = "".join(

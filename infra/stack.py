@@ -26,11 +26,14 @@ from pydantic import SecretStr
 from infra import pgbouncer_build
 from infra.app_services import APP_SERVICES, AppServiceProcess
 from infra.binaries import PgBouncerBinary, find_postgres, find_psql, find_system_pgbouncer
+from infra.monitoring import DEFAULT_STAFF_CHAT_ID, Monitoring, MonitoringSettings
+from infra.observability.scrape import SCRAPE_INTERVAL
 from infra.pgbouncer_server import PgBouncerServer, accepts_connections, write_userlist
 from infra.postgres_server import PostgresServer
 from infra.service_runtime import prepare_runtime
 from infra.stack_state import HOST, Bouncer, Credentials, Layout, Ports, StackState
 from infra.system import Apt, ServiceUser, StackError, file_lock, run, shown, write_file
+from services.telegram_api.settings import DEV_TOKEN
 
 log = logging.getLogger("infra.stack")
 
@@ -64,9 +67,11 @@ class LocalStack:
         state_dir: Path,
         port_base: int = DEFAULT_PORT_BASE,
         service_env: Mapping[str, str] | None = None,
+        scrape_interval: str = SCRAPE_INTERVAL,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.port_base = port_base
+        self.scrape_interval = scrape_interval
         # Extra settings for the project's services (infra/app_services.py) in this stack.
         self.service_env = dict(service_env or {})
         self.paths = Layout(self.state_dir)
@@ -117,6 +122,21 @@ class LocalStack:
                     self._add_endpoint(spec.ops[2], service.ops_url)
                 if spec.url_variable:  # unless the operator set it (e.g. the real Bot API)
                     environment.setdefault(spec.url_variable, service.url)
+            monitoring = Monitoring(self.paths, state.ports)
+            staff_chat = environment.get("BOT_STAFF_CHAT_ID") or DEFAULT_STAFF_CHAT_ID
+            monitoring.start(
+                credentials,
+                MonitoringSettings(
+                    scrape_interval=self.scrape_interval,
+                    staff_chat_id=int(staff_chat),
+                    telegram_api_url=environment["BOT_API_URL"],
+                    telegram_token=environment.get("BOT_TOKEN") or DEV_TOKEN,
+                ),
+                apt,
+                runtime,
+            )
+            for key, url in monitoring.urls().items():
+                self._add_endpoint(key, url)
             return self.endpoints()
 
     def down(self, purge: bool = False) -> None:
@@ -129,6 +149,7 @@ class LocalStack:
             return
         with file_lock(self.paths.lock):
             state = StackState.load(self.paths.state)
+            Monitoring(self.paths, state.ports).stop()
             for service in reversed(self._app_services(state)):
                 service.stop()
             for bouncer in self._bouncers(state):
@@ -197,6 +218,11 @@ class LocalStack:
                     service.service.module + _pid_note(pid),
                 )
             )
+        for process in Monitoring(self.paths, state.ports).processes():
+            pid = process.pid()
+            address = process.health_url.split("//", 1)[1].split("/", 1)[0]
+            detail = Path(process.marker).name + _pid_note(pid)
+            components.append(ComponentStatus(process.name, address, pid is not None, detail))
         return components
 
     def _bouncers(self, state: StackState) -> list[PgBouncerServer]:
@@ -433,6 +459,11 @@ def _parser() -> argparse.ArgumentParser:
             f"default: what the state directory remembers, else {DEFAULT_PORT_BASE}"
         ),
     )
+    up.add_argument(
+        "--scrape-interval",
+        default=SCRAPE_INTERVAL,
+        help=f"how often Prometheus scrapes and evaluates the rules (default {SCRAPE_INTERVAL})",
+    )
     down = commands.add_parser(
         "down",
         parents=[common],
@@ -456,7 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     state_dir: Path = args.state_dir
-    stack = LocalStack(state_dir, _port_base(state_dir, getattr(args, "port_base", None)))
+    stack = LocalStack(
+        state_dir,
+        _port_base(state_dir, getattr(args, "port_base", None)),
+        scrape_interval=getattr(args, "scrape_interval", SCRAPE_INTERVAL),
+    )
     where = shown(stack.state_dir)
     try:
         if args.command == "up":

@@ -18,6 +18,7 @@ from services.core.settings import (
     DatabaseSettings,
     InsecureSettingsError,
     MigrationSettings,
+    MonitorRoleSettings,
     PgBouncerSettings,
 )
 
@@ -142,12 +143,17 @@ class Credentials:
     db: DatabaseSettings
     backup: BackupRoleSettings
     bouncer: PgBouncerSettings
+    monitor: MonitorRoleSettings
 
     @classmethod
     def load(cls) -> Credentials:
         try:
             credentials = cls(
-                MigrationSettings(), DatabaseSettings(), BackupRoleSettings(), PgBouncerSettings()
+                MigrationSettings(),
+                DatabaseSettings(),
+                BackupRoleSettings(),
+                PgBouncerSettings(),
+                MonitorRoleSettings(),
             )
         except (ValidationError, InsecureSettingsError) as error:
             raise StackError(f"invalid settings: {' '.join(str(error).split())}") from None
@@ -158,6 +164,7 @@ class Credentials:
             "DB_NAME": credentials.db.name,
             "BACKUP_USER": credentials.backup.user,
             "PGBOUNCER_STATS_USER": credentials.bouncer.stats_user,
+            "MONITOR_USER": credentials.monitor.user,
         }
         for variable, name in names.items():
             if not NAME_RE.fullmatch(name):

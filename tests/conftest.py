@@ -24,7 +24,11 @@ TEST_STATE_DIR = Path(os.environ.get("TEST_STACK_DIR", REPO / ".stack-test"))
 def stack() -> Iterator[LocalStack]:
     # The stack's bot would deliver outbox rows the tests create and inspect themselves.
     local = LocalStack(
-        TEST_STATE_DIR, port_base=TEST_PORT_BASE, service_env={"BOT_OUTBOX_DELIVERY": "false"}
+        TEST_STATE_DIR,
+        port_base=TEST_PORT_BASE,
+        service_env={"BOT_OUTBOX_DELIVERY": "false"},
+        # Alerts are proven on real faults in seconds rather than minutes.
+        scrape_interval="1s",
     )
     local.down(purge=True)  # every run starts from an empty cluster
     local.up()

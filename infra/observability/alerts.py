@@ -29,9 +29,17 @@ class Alert:
         return f"({self.expr}) {self.op} {self.threshold:g}"
 
 
+# Rates and increases look back this far: long enough to smooth a burst, short enough that an
+# alert resolves within minutes of the fault ending.
+WINDOW = "2m"
+
+
 def _ratio(bad: str, total: str) -> str:
-    """bad / total over 5 minutes; 0 without traffic (idle-safe)."""
-    return f"(sum(rate({bad}[5m])) or vector(0)) / clamp_min(sum(rate({total}[5m])), 1e-9)"
+    """bad / total over WINDOW; 0 without traffic (idle-safe)."""
+    return (
+        f"(sum(rate({bad}[{WINDOW}])) or vector(0))"
+        f" / clamp_min(sum(rate({total}[{WINDOW}])) or vector(0), 1e-9)"
+    )
 
 
 # The stack's own services, as Prometheus jobs (infra/prometheus/prometheus.yml).
@@ -83,15 +91,15 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "SlowQueriesFinished",
-        "Statements took 5 seconds or more to finish in the last 5 minutes.",
+        f"Statements took 5 seconds or more to finish in the last {WINDOW}.",
         "sum by (job) (increase(db_query_duration_seconds_bucket"
-        f'{{{SERVICES}, le="+Inf"}}[5m])) - sum by (job) (increase('
-        f'db_query_duration_seconds_bucket{{{SERVICES}, le="5.0"}}[5m]))',
+        f'{{{SERVICES}, le="+Inf"}}[{WINDOW}])) - sum by (job) (increase('
+        f'db_query_duration_seconds_bucket{{{SERVICES}, le="5.0"}}[{WINDOW}]))',
         ">",
         0,
         "0s",
         "ticket",
-        "{{ $labels.job }} ran {{ $value | humanize }} statements of 5 s or more in 5 minutes",
+        "{{ $labels.job }} ran {{ $value | humanize }} statements of 5 s or more in " + WINDOW,
         "PostgreSQL logs statements of 5 s or more (log_min_duration_statement): find them, "
         "EXPLAIN them, add the missing index or bound the query.",
     ),
@@ -194,7 +202,8 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         "BackupDrillFailed",
         "The last restore drill failed: the newest backup may not restore.",
-        "min(backup_drill_last_success)",
+        # Before the first drill there is no verdict: nothing failed (1).
+        "min(backup_drill_last_success) or vector(1)",
         "<",
         1,
         "0s",

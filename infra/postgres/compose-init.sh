@@ -7,4 +7,5 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
   -v migrate_user="$MIGRATE_USER" -v migrate_password="$MIGRATE_PASSWORD" \
   -v app_user="$DB_USER" -v app_password="$DB_PASSWORD" \
   -v backup_user="$BACKUP_USER" -v backup_password="$BACKUP_PASSWORD" \
+  -v monitor_user="$MONITOR_USER" -v monitor_password="$MONITOR_PASSWORD" \
   -f /botstack/roles.sql

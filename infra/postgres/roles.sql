@@ -2,7 +2,7 @@
 --
 --   psql -v database=botstack -v migrate_user=migrator -v migrate_password=... \
 --        -v app_user=app -v app_password=... -v backup_user=backup -v backup_password=... \
---        -f infra/postgres/roles.sql
+--        -v monitor_user=monitor -v monitor_password=... -f infra/postgres/roles.sql
 --
 -- Idempotent: creates what is missing and (re)sets passwords, attributes and grants, so it runs
 -- on every start of the local stack and as the Docker Compose postgres init script.
@@ -10,12 +10,14 @@
 \set QUIET on
 
 SELECT :{?database} AND :{?migrate_user} AND :{?migrate_password} AND :{?app_user}
-   AND :{?app_password} AND :{?backup_user} AND :{?backup_password} AS roles_sql_variables_set
+   AND :{?app_password} AND :{?backup_user} AND :{?backup_password} AND :{?monitor_user}
+   AND :{?monitor_password} AS roles_sql_variables_set
 \gset
 \if :roles_sql_variables_set
 \else
   DO $$ BEGIN RAISE EXCEPTION 'roles.sql needs the psql variables database, migrate_user, '
-    'migrate_password, app_user, app_password, backup_user and backup_password (-v name=value)';
+    'migrate_password, app_user, app_password, backup_user, backup_password, monitor_user and '
+    'monitor_password (-v name=value)';
   END $$;
 \endif
 
@@ -41,12 +43,20 @@ SELECT format('CREATE ROLE %I', :'backup_user')
 ALTER ROLE :"backup_user" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE
   NOBYPASSRLS PASSWORD :'backup_password';
 
+-- The monitoring role (postgres_exporter): the statistics views and settings, no table data.
+SELECT format('CREATE ROLE %I', :'monitor_user')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor_user')
+\gexec
+ALTER ROLE :"monitor_user" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION
+  NOBYPASSRLS PASSWORD :'monitor_password';
+GRANT pg_monitor TO :"monitor_user";
+
 SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'migrate_user')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database')
 \gexec
 ALTER DATABASE :"database" OWNER TO :"migrate_user";
 REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
-GRANT CONNECT ON DATABASE :"database" TO :"app_user", :"backup_user";
+GRANT CONNECT ON DATABASE :"database" TO :"app_user", :"backup_user", :"monitor_user";
 
 -- The backup role reads every table for logical dumps (pg_dump).
 GRANT pg_read_all_data TO :"backup_user";

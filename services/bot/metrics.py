@@ -31,6 +31,10 @@ class BotMetrics:
             ["type", "outcome"],
             registry=registry,
         )
+        # Every outcome at zero from the start (for the commonest type), so a ratio of
+        # outcomes has data before the first update.
+        for outcome in Outcome:
+            self.updates.labels("message", outcome)
         self.latency = Histogram(
             "bot_update_duration_seconds",
             "Time from receiving an update to answering the webhook (or, polling, processing it)",

@@ -121,6 +121,20 @@ class BackupRoleSettings(BaseSettings):
         return self
 
 
+class MonitorRoleSettings(BaseSettings):
+    """The monitoring role (pg_monitor and nothing more): postgres_exporter logs in with it."""
+
+    model_config = _config("MONITOR_")
+
+    user: str = "monitor"
+    password: SecretStr = SecretStr(DEV_SECRET)
+
+    @model_validator(mode="after")
+    def _secrets(self) -> MonitorRoleSettings:
+        _refuse_default_secrets(self, "MONITOR_", "password")
+        return self
+
+
 class PgBouncerSettings(BaseSettings):
     """The PgBouncer stats user, read by the metrics exporter through the admin console."""
 

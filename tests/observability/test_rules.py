@@ -71,7 +71,7 @@ CASES = {
             f'db_query_duration_seconds_bucket{{{JOB}, le="+Inf"}}': "0+10x20 220+10x20",
         },
         {"job": "bot"},
-        "bot ran 10 statements of 5 s or more in 5 minutes",
+        "bot ran 10 statements of 5 s or more in 2m",
         {
             f'db_query_duration_seconds_bucket{{{JOB}, le="5.0"}}': "0+10x40",
             f'db_query_duration_seconds_bucket{{{JOB}, le="+Inf"}}': "0+10x40",

@@ -14,12 +14,24 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-from ..errors import translate
+from ..errors import (
+    Conflict,
+    DatabaseError,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    translate,
+)
 
 # Past the 5 s slow-query alert threshold, so the histogram can show how slow.
 QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 OPERATIONS = ("select", "insert", "update", "delete")
+# The kind label of db_errors_total: a CoreError's kind, or "other" for anything else.
+ERROR_KINDS = (
+    *(e.kind for e in (NotFound, Conflict, InvalidInput, DatabaseUnavailable, DatabaseError)),
+    "other",
+)
 
 
 def operation_of(statement: str) -> str:
@@ -82,6 +94,9 @@ class DatabaseMetrics:
             operation: (self.queries.labels(operation), self.query_duration.labels(operation))
             for operation in (*OPERATIONS, "other")
         }
+        # Every kind at zero from the start, so an error ratio has data before the first error.
+        for kind in ERROR_KINDS:
+            self.errors.labels(kind)
 
     def instrument(self, engine: AsyncEngine) -> None:
         pool = engine.sync_engine.pool
