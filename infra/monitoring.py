@@ -40,17 +40,9 @@ PACKAGES = {
     "prometheus-postgres-exporter": "/usr/bin/prometheus-postgres-exporter",
     "prometheus-node-exporter": "/usr/bin/prometheus-node-exporter",
 }
-# The PgBouncer exporter and the dependencies it was released with (psycopg2's binary wheel:
-# its pinned 2.8.5 does not build on Python 3.11).
-PGBOUNCER_EXPORTER_PACKAGES = (
-    "prometheus-pgbouncer-exporter==2.1.2",
-    "psycopg2-binary==2.9.10",
-    "prometheus-client==0.8.0",
-    "python-json-logger==0.1.11",
-    "PyYAML==6.0.2",
-)
 POSTGRES_EXPORTER_QUERIES = REPO_ROOT / "infra" / "postgres_exporter" / "queries.yaml"
 PGBOUNCER_EXPORTER_CONFIG = REPO_ROOT / "infra" / "pgbouncer_exporter" / "config.yml"
+PGBOUNCER_EXPORTER_REQUIREMENTS = REPO_ROOT / "infra" / "pgbouncer_exporter" / "requirements.txt"
 # The local stack's staff group (a forum supergroup of the stand-in) when BOT_STAFF_CHAT_ID is
 # not set: where alerts arrive.
 DEFAULT_STAFF_CHAT_ID = -1001000000001
@@ -239,7 +231,9 @@ class Monitoring:
         """The exporter's own virtual environment, readable by the services' user."""
         venv = self.root / "pgbouncer-exporter"
         program = venv / "bin" / "pgbouncer-exporter"
-        if program.exists():
+        wanted = PGBOUNCER_EXPORTER_REQUIREMENTS.read_text()
+        installed = venv / "requirements.txt"  # what it was installed from
+        if program.exists() and installed.exists() and installed.read_text() == wanted:
             return program
         uv = os.environ.get("UV") or shutil.which("uv")
         if uv is None:
@@ -248,7 +242,7 @@ class Monitoring:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
         python = SYSTEM_PYTHON if SYSTEM_PYTHON.exists() else Path(sys.executable)
         run(
-            [uv, "venv", "--python", python, venv],
+            [uv, "venv", "--clear", "--python", python, venv],
             failure="could not create the PgBouncer exporter's environment",
             env=env,
             log_file=log_file,
@@ -264,12 +258,14 @@ class Monitoring:
                 "--link-mode",
                 "copy",
                 "--compile-bytecode",
-                *PGBOUNCER_EXPORTER_PACKAGES,
+                "--requirement",
+                PGBOUNCER_EXPORTER_REQUIREMENTS,
             ],
             failure="could not install prometheus-pgbouncer-exporter",
             env=env,
             log_file=log_file,
         )
+        installed.write_text(wanted)
         return program
 
 

@@ -3,6 +3,7 @@
 - infra/prometheus/rules/botstack.rules.yml: one rule per alert (the local stack's Prometheus
   evaluates them, Alertmanager delivers them; promtool checks them);
 - infra/prometheus/prometheus.yml: compose's scrape configuration (scrape.py);
+- dashboards/*.json: the Grafana dashboards (dashboards.py);
 - infra/grafana/provisioning/alerting/botstack.yml: the same alerts as Grafana-managed rules
   (query -> reduce dropping NaN -> threshold), the staff chat's Telegram contact point (token
   and chat id from Grafana's environment, never in the file) and the notification policy.
@@ -19,11 +20,14 @@ from typing import Any
 import yaml
 
 from .alerts import ALERTS, Alert
+from .dashboards import DASHBOARDS
+from .dashboards import render as render_dashboard
 from .scrape import compose_config
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_FILE = REPO / "infra" / "prometheus" / "rules" / "botstack.rules.yml"
 PROMETHEUS_FILE = REPO / "infra" / "prometheus" / "prometheus.yml"
+DASHBOARDS_DIR = REPO / "dashboards"
 GRAFANA_ALERTING_FILE = REPO / "infra" / "grafana" / "provisioning" / "alerting" / "botstack.yml"
 # The provisioned Prometheus datasource's uid (infra/grafana/provisioning/datasources).
 DATASOURCE_UID = "prometheus"
@@ -176,4 +180,7 @@ def outputs() -> dict[Path, str]:
         RULES_FILE: render(prometheus_rules()),
         GRAFANA_ALERTING_FILE: render(grafana_alerting()),
         PROMETHEUS_FILE: render(compose_config()),
+    } | {
+        DASHBOARDS_DIR / f"{spec.uid.removeprefix('botstack-')}.json": render_dashboard(spec)
+        for spec in DASHBOARDS
     }

@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.core.db import Database
-from services.core.errors import Conflict
+from services.core.errors import Conflict, DatabaseUnavailable
 from services.core.schema import Direction
+from tests.conftest import database_settings
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -75,3 +76,22 @@ async def test_query_histogram_and_error_counter(database: Database) -> None:
             async with database.unit_of_work() as uow:
                 await uow.appointments.book(user_id, *slot)
     assert value(registry, "db_errors_total", kind="conflict") == 2
+
+
+async def test_a_connection_that_cannot_be_opened_counts_as_unavailable(
+    endpoints: dict[str, str],
+) -> None:
+    """No statement runs when the connection fails: the error must be counted all the same,
+    or the error-rate alert would see an outage as silence."""
+    registry = CollectorRegistry()
+    down = Database(
+        database_settings(endpoints["pgbouncer_dsn"], port=1, connect_timeout=0.5), registry
+    )
+    try:
+        for _ in range(3):
+            with pytest.raises(DatabaseUnavailable):
+                async with down.unit_of_work() as uow:
+                    await uow.updates.record(1)
+    finally:
+        await down.dispose()
+    assert value(registry, "db_errors_total", kind="unavailable") == 3

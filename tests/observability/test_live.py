@@ -169,8 +169,9 @@ async def admin_api(endpoints: dict[str, str]) -> AsyncIterator[httpx.AsyncClien
 
 
 async def _loop(
-    request: Callable[[], Awaitable[object]], stop: asyncio.Event, pause: float
+    request: Callable[[], Awaitable[object]], stop: asyncio.Event, pause: float, after: float = 0
 ) -> None:
+    await asyncio.sleep(after)
     while not stop.is_set():
         with contextlib.suppress(httpx.HTTPError):
             await request()
@@ -240,7 +241,11 @@ async def test_held_connections_and_a_long_statement_fire_the_pool_and_slow_quer
                 return client.patch(f"/products/{product}", json={"title": f"t{time.time()}"})
 
             started = time.monotonic()
-            loops = [asyncio.create_task(_loop(patch, stop, 0.05)) for _ in range(10)]
+            # Started apart, so the statement timeout (30 s) never ends them all at once: at
+            # any moment at least 9 of the pool's 10 connections are held, 2 more wait.
+            loops = [
+                asyncio.create_task(_loop(patch, stop, 0.05, after=0.5 * i)) for i in range(12)
+            ]
             # PgBouncer's server pool for the app database (20): 8 more transactions held.
             for _ in range(8):
                 connection = await asyncpg.connect(endpoints["pgbouncer_dsn"])

@@ -14,7 +14,9 @@ import yaml
 
 from infra.binaries import find_promtool
 from infra.observability.alerts import ALERTS, Alert
-from infra.observability.generate import RULES_FILE
+from infra.observability.generate import PROMETHEUS_FILE, RULES_FILE
+from infra.observability.scrape import local_targets, prometheus_config
+from infra.stack_state import Ports
 from infra.system import Apt
 from tests.conftest import REPO
 
@@ -255,3 +257,18 @@ def test_alert_fires_on_its_series_and_is_silent_on_idle_and_no_data(
         [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_scrape_configurations(promtool: Path, tmp_path: Path) -> None:
+    """Compose's committed file, and the local stack's rendering of the same jobs."""
+    local = tmp_path / "prometheus.yml"
+    local.write_text(
+        yaml.safe_dump(
+            prometheus_config(local_targets(Ports(25430)), [str(RULES_FILE)], "1s", "x:9093")
+        )
+    )
+    for config in (PROMETHEUS_FILE, local):
+        result = subprocess.run(
+            [promtool, "check", "config", str(config)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

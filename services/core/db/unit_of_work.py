@@ -103,12 +103,19 @@ class Database:
             raise core_error from error
 
     async def _connect(self) -> AsyncConnection:
+        """A pooled connection. A failure here is counted in db_errors_total: no statement
+        ran, so no statement event counts it, and an outage would look like silence."""
         try:
             return await self.engine.connect().start()
         except sa_exc.ResourceClosedError as error:
             # What SQLAlchemy raises when its first-connect setup (the dialect's initial
             # queries) meets PgBouncer with PostgreSQL down: the real cause is dropped.
-            raise DatabaseUnavailable("cannot open a database connection") from error
+            unavailable = DatabaseUnavailable("cannot open a database connection")
+            self.metrics.count_error(unavailable)
+            raise unavailable from error
+        except Exception as error:
+            self.metrics.count_error(error)
+            raise
 
     async def ping(self) -> None:
         """Raises DatabaseUnavailable unless a query round-trips (readiness probes)."""
