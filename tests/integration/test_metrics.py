@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
+from infra.stack import LocalStack
 from services.core.db import Database
 from services.core.errors import Conflict, DatabaseUnavailable
 from services.core.schema import Direction
@@ -95,3 +96,21 @@ async def test_a_connection_that_cannot_be_opened_counts_as_unavailable(
     finally:
         await down.dispose()
     assert value(registry, "db_errors_total", kind="unavailable") == 3
+
+
+async def test_an_outage_behind_pgbouncer_counts_as_unavailable(
+    stack: LocalStack, database: Database
+) -> None:
+    """PgBouncer accepts the client and fails its BEGIN while PostgreSQL is down."""
+    registry = database.metrics.registry
+    await database.ping()  # a pooled connection to PgBouncer
+    before = value(registry, "db_errors_total", kind="unavailable")
+    stack.stop_postgres()
+    try:
+        for _ in range(2):
+            with pytest.raises(DatabaseUnavailable):
+                async with database.unit_of_work() as uow:
+                    await uow.updates.record(1)
+    finally:
+        stack.start_postgres()
+    assert value(registry, "db_errors_total", kind="unavailable") >= before + 2

@@ -128,25 +128,26 @@ async def _traffic(endpoints: dict[str, str], stack: LocalStack) -> None:
 
 async def test_every_panel_query_returns_data(stack: LocalStack, endpoints: dict[str, str]) -> None:
     await _traffic(endpoints, stack)
+    queries = [query for board in _dashboards() for query in _queries(board)]
     async with httpx.AsyncClient(base_url=endpoints["prometheus_url"], timeout=10) as http:
-        names = set((await http.get("/api/v1/label/__name__/values")).json()["data"])
-        queries = [query for board in _dashboards() for query in _queries(board)]
-        for query in queries:
-            missing = {name for name in _metric_names(query) if name not in names}
-            missing -= {n for n in missing if n.removesuffix("_bucket") + "_bucket" in names}
-            assert not missing, f"{query}: no such metric {missing}"
-        deadline = time.monotonic() + 90
-        empty = queries
-        while empty:
-            empty = []
+        deadline = time.monotonic() + 90  # the new series reach Prometheus at its next scrape
+        while True:
+            names = set((await http.get("/api/v1/label/__name__/values")).json()["data"])
+            problems = []
             for query in queries:
+                missing = {n for n in _metric_names(query) if n not in names}
+                missing -= {n for n in missing if f"{n}_bucket" in names}
+                if missing:
+                    problems.append(f"{query}: no such metric {sorted(missing)}")
+                    continue
                 result = await http.get("/api/v1/query", params={"query": _substituted(query)})
                 if not result.json()["data"]["result"]:
-                    empty.append(query)
-            if empty and time.monotonic() > deadline:
-                pytest.fail(f"panel queries without data: {empty}")
-            if empty:
-                await asyncio.sleep(2)
+                    problems.append(f"{query}: no data")
+            if not problems:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail("\n".join(problems))
+            await asyncio.sleep(2)
 
 
 def test_panels_cover_what_the_issue_lists() -> None:

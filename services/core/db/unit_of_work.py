@@ -78,7 +78,13 @@ class Database:
                 raw = await connection.get_raw_connection()
                 try:
                     async with connection.begin():
-                        await _begin(raw.dbapi_connection)
+                        try:
+                            await _begin(raw.dbapi_connection)
+                        except Exception as error:
+                            # BEGIN goes past SQLAlchemy's statement events: counted here
+                            # (PgBouncer fails it when PostgreSQL is down).
+                            self.metrics.count_error(error)
+                            raise
                         uow = UnitOfWork(connection, Sql(raw.driver_connection, self.metrics))
                         try:
                             yield uow
