@@ -165,16 +165,7 @@ class UpdateProcessor:
         if sender is not None and not _is_payment(update):
             verdict = self._throttle.check(sender.id)
         if verdict is Verdict.ALLOW:
-            await self._dispatcher.feed_update(
-                self._bot,
-                update,
-                uow=uow,
-                user_id=user_id,
-                language=language,
-                replies=replies,
-                # For the one write that must commit on its own (a support topic's mapping).
-                database=self._database,
-            )
+            await self._feed(uow, update, user_id, language, replies)
         else:
             outcome = Outcome.THROTTLED
             warning = text(language, Text.SLOW_DOWN) if verdict is Verdict.WARN else None
@@ -191,6 +182,25 @@ class UpdateProcessor:
                 )
         return outcome
 
+    async def _feed(
+        self,
+        uow: UnitOfWork,
+        update: Update,
+        user_id: int | None,
+        language: str,
+        replies: Replies,
+    ) -> None:
+        await self._dispatcher.feed_update(
+            self._bot,
+            update,
+            uow=uow,
+            user_id=user_id,
+            language=language,
+            replies=replies,
+            # For the one write that must commit on its own (a support topic's mapping).
+            database=self._database,
+        )
+
     async def _blocked(
         self, uow: UnitOfWork, update: Update, user_id: int | None, language: str
     ) -> Outcome:
@@ -204,15 +214,8 @@ class UpdateProcessor:
                 message.successful_payment.telegram_payment_charge_id,
                 user_id,
             )
-            await self._dispatcher.feed_update(
-                self._bot,
-                update,
-                uow=uow,
-                user_id=user_id,
-                language=language,
-                replies=Replies(),  # discarded: nothing is sent to a blocked user
-                database=self._database,
-            )
+            # Its replies are discarded: nothing is sent to a blocked user.
+            await self._feed(uow, update, user_id, language, Replies())
         return Outcome.BLOCKED
 
     async def _send(self, calls: list[Call]) -> None:

@@ -43,3 +43,40 @@ def test_the_bot_refuses_to_start_without_its_secrets() -> None:
     environment = services()["bot"]["environment"]
     for name in ("BOT_TOKEN", "BOT_WEBHOOK_SECRET", "BOT_PUBLIC_URL", "DB_PASSWORD"):
         assert ":?" in str(environment[name]), f"{name} has a default"
+
+
+def _bind_sources(service: dict[str, Any]) -> list[Path]:
+    sources = []
+    for volume in service.get("volumes", []):
+        source = str(volume).split(":", 1)[0]
+        if source.startswith("./"):
+            sources.append((COMPOSE.parent / source).resolve())
+    return sources
+
+
+def test_every_bind_mount_exists_in_the_repository() -> None:
+    for name, service in services().items():
+        for source in _bind_sources(service):
+            assert source.exists(), f"{name} mounts {source}, which is not in the repository"
+
+
+def test_the_monitoring_runs_on_the_files_the_local_stack_runs_on() -> None:
+    from infra.monitoring import PGBOUNCER_EXPORTER_CONFIG, POSTGRES_EXPORTER_QUERIES
+    from infra.observability.generate import PROMETHEUS_FILE, RULES_FILE
+
+    mounted = {path for service in services().values() for path in _bind_sources(service)}
+    for local in (
+        PGBOUNCER_EXPORTER_CONFIG,
+        POSTGRES_EXPORTER_QUERIES,
+        PROMETHEUS_FILE,
+        RULES_FILE.parent,
+        COMPOSE.parent / "dashboards",
+        COMPOSE.parent / "infra" / "grafana" / "provisioning",
+    ):
+        assert local.resolve() in mounted, f"compose does not mount {local}"
+    images = {name: str(service.get("image", "")) for name, service in services().items()}
+    # The versions the local stack runs (Debian's packages; the PgBouncer exporter's pin).
+    assert images["postgres-exporter"].endswith(":v0.11.1")
+    assert images["node-exporter"].endswith(":v1.5.0")
+    assert images["prometheus"].endswith(":v2.42.0")
+    assert images["pgbouncer-exporter"].endswith(":2.1.2")

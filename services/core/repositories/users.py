@@ -46,24 +46,10 @@ class UpdateRepository(Repository):
 
 
 class UserRepository(Repository):
-    async def upsert(
-        self,
-        telegram_id: int,
-        *,
-        first_name: str = "",
-        username: str | None = None,
-        last_name: str | None = None,
-        language_code: str | None = None,
-    ) -> int:
-        """Registers a user or refreshes their profile (one statement); returns the user id."""
-        registered = await self.register(
-            telegram_id,
-            first_name=first_name,
-            username=username,
-            last_name=last_name,
-            language_code=language_code,
-        )
-        return registered.id
+    async def upsert(self, telegram_id: int, **profile: str | None) -> int:
+        """Registers a user or refreshes their profile (one statement); returns the user id.
+        profile: first_name, username, last_name, language_code."""
+        return (await self.register(telegram_id, **profile)).id  # type: ignore[arg-type]
 
     async def register(
         self,
