@@ -1,6 +1,7 @@
 # The two commands that matter: `make up` starts the whole stack, `make test` runs every test.
 SHELL := /bin/bash
-UV ?= uv
+# uv from PATH, else the copy `make install` puts in place with pip (run as `python3 -m uv`).
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 STATE_DIR ?= .stack
 
 .PHONY: help install up down status test lint format bench-db migrate backup restore drill \
@@ -9,7 +10,11 @@ STATE_DIR ?= .stack
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-install: ## install the locked Python environment
+install: ## install the locked Python environment (and uv itself, from PyPI, when missing)
+	@$(UV) --version >/dev/null 2>&1 || { \
+		echo "uv is missing: installing it from PyPI (python3 -m pip install uv)"; \
+		python3 -m pip install --quiet uv 2>/dev/null || \
+		python3 -m pip install --quiet --user --break-system-packages uv; }
 	$(UV) sync --locked
 
 up: install ## start the stack: Docker Compose if an engine answers, else local processes

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -35,3 +36,28 @@ def test_targets_on_a_stack_that_is_not_there_say_to_start_it(tmp_path: Path) ->
         assert result.returncode != 0, target
         assert "start the stack first (make up)" in result.stderr, (target, result.stderr)
         assert "No such file" not in result.stderr
+
+
+def test_make_install_installs_uv_when_it_is_missing(tmp_path: Path) -> None:
+    """A newcomer's machine: Python, make, no uv. `make install` (which `make up` and `make
+    test` run first) gets uv from PyPI, then the locked environment."""
+    python = tmp_path / "python"
+    subprocess.run([sys.executable, "-m", "venv", str(python)], check=True, timeout=120)
+    path = f"{python / 'bin'}:/usr/local/bin:/usr/bin:/bin"
+    assert shutil.which("uv", path=path) is None
+    result = subprocess.run(
+        ["make", "install"],
+        cwd=REPO,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV")},
+            "PATH": path,
+            "UV_PROJECT_ENVIRONMENT": str(tmp_path / "env"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "uv is missing: installing it from PyPI" in result.stdout
+    assert (tmp_path / "env" / "bin" / "python").exists()
