@@ -7,12 +7,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from infra.binaries import PREPARED_STATEMENTS_SINCE, version_tuple
 from infra.system import StackError, shown
+from services.core.entry import describe
 from services.core.settings import (
     BackupRoleSettings,
     DatabaseSettings,
@@ -147,16 +149,13 @@ class Credentials:
 
     @classmethod
     def load(cls) -> Credentials:
-        try:
-            credentials = cls(
-                MigrationSettings(),
-                DatabaseSettings(),
-                BackupRoleSettings(),
-                PgBouncerSettings(),
-                MonitorRoleSettings(),
-            )
-        except (ValidationError, InsecureSettingsError) as error:
-            raise StackError(f"invalid settings: {' '.join(str(error).split())}") from None
+        credentials = cls(
+            _load(MigrationSettings),
+            _load(DatabaseSettings),
+            _load(BackupRoleSettings),
+            _load(PgBouncerSettings),
+            _load(MonitorRoleSettings),
+        )
         names = {
             "MIGRATE_USER": credentials.migrate.user,
             "MIGRATE_DATABASE": credentials.migrate.database,
@@ -170,3 +169,14 @@ class Credentials:
             if not NAME_RE.fullmatch(name):
                 raise StackError(f"{variable}={name!r} must be a plain identifier ([A-Za-z0-9_])")
         return credentials
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def _load(settings: type[SettingsT]) -> SettingsT:
+    try:
+        return settings()
+    except (ValidationError, InsecureSettingsError) as error:
+        # Named, never echoed: pydantic's own message quotes the (secret) input.
+        raise StackError(f"invalid settings: {describe(error, settings)}") from None
