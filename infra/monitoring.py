@@ -40,6 +40,13 @@ PACKAGES = {
     "prometheus-postgres-exporter": "/usr/bin/prometheus-postgres-exporter",
     "prometheus-node-exporter": "/usr/bin/prometheus-node-exporter",
 }
+PROGRAMS = {
+    "node-exporter": "node_exporter 1.5",
+    "postgres-exporter": "postgres_exporter 0.11.1",
+    "pgbouncer-exporter": "prometheus-pgbouncer-exporter 2.1.2",
+    "alertmanager": "Alertmanager 0.25",
+    "prometheus": "Prometheus 2.42",
+}
 POSTGRES_EXPORTER_QUERIES = REPO_ROOT / "infra" / "postgres_exporter" / "queries.yaml"
 PGBOUNCER_EXPORTER_CONFIG = REPO_ROOT / "infra" / "pgbouncer_exporter" / "config.yml"
 PGBOUNCER_EXPORTER_REQUIREMENTS = REPO_ROOT / "infra" / "pgbouncer_exporter" / "requirements.txt"
@@ -86,6 +93,7 @@ class Monitoring:
                 f"http://{HOST}:{port}{path}",
                 self.paths.run / f"{name}.pid",
                 self.paths.logs / f"{name}.log",
+                PROGRAMS[name],
             )
 
         return [

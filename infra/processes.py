@@ -35,6 +35,7 @@ class Supervised:
     health_url: str  # answers 200 once it is up
     pidfile: Path
     logfile: Path
+    program: str = ""  # what `status` calls it
 
     def pid(self) -> int | None:
         """The pid of this process; None for a stale pidfile or a reused pid."""

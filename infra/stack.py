@@ -221,7 +221,7 @@ class LocalStack:
         for process in Monitoring(self.paths, state.ports).processes():
             pid = process.pid()
             address = process.health_url.split("//", 1)[1].split("/", 1)[0]
-            detail = Path(process.marker).name + _pid_note(pid)
+            detail = process.program + _pid_note(pid)
             components.append(ComponentStatus(process.name, address, pid is not None, detail))
         return components
 
@@ -510,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 3
             for c in components:
                 state = "running" if c.running else "stopped"
-                print(f"{c.name:<17} {state:<8} {c.address:<16} {c.detail}")
+                print(f"{c.name:<18} {state:<8} {c.address:<24} {c.detail}")
             return 0 if all(c.running for c in components) else 3
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
