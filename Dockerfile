@@ -8,4 +8,5 @@ RUN uv sync --locked --no-dev --no-install-project
 COPY alembic.ini ./
 COPY services ./services
 COPY migrations ./migrations
-USER nobody
+# nobody, by number: a name may not resolve on the host (hadolint DL3066).
+USER 65534:65534

@@ -80,3 +80,16 @@ def test_the_monitoring_runs_on_the_files_the_local_stack_runs_on() -> None:
     assert images["node-exporter"].endswith(":v1.5.0")
     assert images["prometheus"].endswith(":v2.42.0")
     assert images["pgbouncer-exporter"].endswith(":2.1.2")
+
+
+def test_env_example_lists_every_setting_compose_reads() -> None:
+    import re
+
+    read = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE.read_text()))
+    example = COMPOSE.parent / ".env.example"
+    listed = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert read - listed == set(), f".env.example lacks {sorted(read - listed)}"
