@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infra.app_services import APP_SERVICES
 from infra.stack_state import HOST, Ports
 
 # Offsets of the monitoring programs' ports, after the services' (infra/app_services.py).
@@ -22,11 +23,19 @@ class Job:
     local_port: Callable[[Ports], int]
 
 
+def _service_port(name: str) -> Callable[[Ports], int]:
+    """Where a service of infra/app_services.py serves /metrics: its own port for health and
+    metrics when it has one (the bot: not the webhook's), else its main port."""
+    service = next(s for s in APP_SERVICES if s.name == name)
+    offset = service.ops[1] if service.ops else service.port_offset
+    return lambda ports: ports.app(offset)
+
+
 JOBS: tuple[Job, ...] = (
     Job("prometheus", "localhost:9090", lambda p: p.app(PROMETHEUS)),
-    Job("bot", "bot:8081", lambda p: p.app(4)),  # health and metrics, not the webhook
-    Job("admin-api", "admin-api:8000", lambda p: p.app(0)),
-    Job("backup", "backup:8000", lambda p: p.app(1)),
+    Job("bot", "bot:8081", _service_port("bot")),
+    Job("admin-api", "admin-api:8000", _service_port("admin-api")),
+    Job("backup", "backup:8000", _service_port("backup")),
     Job("postgres", "postgres-exporter:9187", lambda p: p.app(POSTGRES_EXPORTER)),
     Job("pgbouncer", "pgbouncer-exporter:9127", lambda p: p.app(PGBOUNCER_EXPORTER)),
     Job("node", "node-exporter:9100", lambda p: p.app(NODE_EXPORTER)),

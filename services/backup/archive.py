@@ -28,21 +28,19 @@ def _entries(archive_dir: Path) -> list[os.DirEntry[str]]:
         return []
 
 
-def newest_file(archive_dir: Path) -> Newest | None:
-    """The most recently archived file of any kind (segment, history, backup label)."""
+def summary(archive_dir: Path) -> tuple[int, Newest | None]:
+    """How many files the archive holds and the most recently archived one (any kind:
+    segment, history, backup label), in one pass over the directory."""
+    entries = _entries(archive_dir)
     newest: Newest | None = None
-    for entry in _entries(archive_dir):
+    for entry in entries:
         try:
             mtime = entry.stat().st_mtime
         except FileNotFoundError:  # removed by retention while we looked
             continue
         if newest is None or (mtime, entry.name) > (newest.archived_at, newest.name):
             newest = Newest(entry.name, mtime)
-    return newest
-
-
-def archived_count(archive_dir: Path) -> int:
-    return len(_entries(archive_dir))
+    return len(entries), newest
 
 
 def live_timeline(archive_dir: Path) -> int | None:

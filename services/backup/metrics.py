@@ -133,13 +133,8 @@ class BackupCollector(Collector):
         )
 
     def _archive(self, now: datetime) -> Iterator[GaugeMetricFamily]:
-        directory = self.settings.archive_dir
-        yield GaugeMetricFamily(
-            "backup_wal_archive_files",
-            "Files in the WAL archive",
-            archive.archived_count(directory),
-        )
-        newest = archive.newest_file(directory)
+        count, newest = archive.summary(self.settings.archive_dir)
+        yield GaugeMetricFamily("backup_wal_archive_files", "Files in the WAL archive", count)
         if newest is None:
             return
         yield GaugeMetricFamily(
