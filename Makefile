@@ -20,7 +20,12 @@ install: ## install the locked Python environment (and uv itself, from PyPI, whe
 up: install ## start the stack: Docker Compose if an engine answers, else local processes
 	@if docker info >/dev/null 2>&1; then \
 		echo "Docker engine found: starting compose.yaml"; \
-		docker compose up -d --wait; \
+		test -f .env || { echo "no .env: copy .env.example to .env and replace its secrets" >&2; exit 2; }; \
+		docker compose up -d --wait --build && \
+		echo "Grafana:    http://$$(docker compose port grafana 3000)" && \
+		echo "Prometheus: http://$$(docker compose port prometheus 9090)" && \
+		echo "Admin API:  http://$$(docker compose port admin-api 8000)/docs" && \
+		echo "Webhook:    http://$$(docker compose port bot 8080) (Telegram: BOT_PUBLIC_URL)"; \
 	else \
 		echo "No Docker engine: starting the local process stack in $(STATE_DIR)/"; \
 		$(UV) run python -m infra.stack up --state-dir $(STATE_DIR) && \

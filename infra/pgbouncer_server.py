@@ -12,13 +12,14 @@ from pathlib import Path
 from string import Template
 
 from infra.stack_state import HOST, Bouncer, Credentials, Layout, StackState
-from infra.system import ServiceUser, StackError, probe, run, shown, write_file
+from infra.system import StackError, probe, run, shown, write_file
+from services.core.os_user import ServiceUser
 
 log = logging.getLogger("infra.stack")
 
 TEMPLATE = Path(__file__).resolve().parent / "pgbouncer" / "pgbouncer.ini.template"
-# Prepared statements PgBouncer tracks per server connection (protocol-level, 1.21+).
-MAX_PREPARED_STATEMENTS = 100
+# The pooling settings compose.yaml's PgBouncer runs with too.
+POOLING = TEMPLATE.with_name("pooling.ini")
 READY_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 10.0
 
@@ -60,11 +61,16 @@ class PgBouncerServer:
         return pid if str(self.ini).encode() in cmdline.split(b"\0") else None
 
     def configure(self, credentials: Credentials, state: StackState) -> None:
-        prepared_statements = (
-            f"max_prepared_statements = {MAX_PREPARED_STATEMENTS}"
-            if self.bouncer.prepared_statements
-            else f"; no max_prepared_statements: PgBouncer {self.bouncer.version} predates it"
-        )
+        pooling = POOLING.read_text()
+        if not self.bouncer.prepared_statements:
+            # The one setting a PgBouncer before 1.21 (Debian's 1.18) does not know.
+            pooling = "".join(
+                line
+                for line in pooling.splitlines(keepends=True)
+                if not line.startswith("max_prepared_statements")
+            )
+        pooling_copy = self.ini.with_name(f"{self.name}-pooling.ini")
+        write_file(pooling_copy, pooling, 0o600, self.user)
         ini = Template(TEMPLATE.read_text()).substitute(
             db_alias=credentials.db.name,
             postgres_port=str(state.ports.postgres),
@@ -72,7 +78,7 @@ class PgBouncerServer:
             port=str(self.bouncer.port),
             auth_file=str(self.paths.userlist),
             stats_user=credentials.bouncer.stats_user,
-            prepared_statements=prepared_statements,
+            pooling=str(pooling_copy),
             logfile=str(self.paths.bouncer_log(self.name)),
             pidfile=str(self.paths.pidfile(self.name)),
         )

@@ -8,13 +8,16 @@ from pathlib import Path
 from string import Template
 
 from infra.stack_state import HOST, Credentials, Layout, StackState
-from infra.system import ServiceUser, probe, run, shown, write_file
+from infra.system import probe, run, shown, write_file
+from services.core.os_user import ServiceUser
 
 log = logging.getLogger("infra.stack")
 
 TEMPLATES = Path(__file__).resolve().parent / "postgres"
-# Our settings file, included at the end of the postgresql.conf initdb wrote.
+# Our settings file, included at the end of the postgresql.conf initdb wrote; it includes
+# the copy of the settings both modes share (infra/postgres/postgresql.conf).
 INCLUDED_CONF = "botstack.conf"
+SHARED_CONF = "botstack-shared.conf"
 READY_TIMEOUT_SECONDS = 30
 
 
@@ -65,12 +68,15 @@ class PostgresServer:
             port=str(self.state.ports.postgres),
             socket_dir=_conf_literal(str(self.paths.run)),
             archive_command=_conf_literal(archive_command(self.paths.wal_archive)),
+            shared_conf=SHARED_CONF,
         )
+        shared = (TEMPLATES / "postgresql.conf").read_text()
         hba = _render(
             "pg_hba.conf.template",
             superuser=self.user.name,
             backup_user=credentials.backup.user,
         )
+        write_file(self.paths.pgdata / SHARED_CONF, shared, 0o600, self.user)
         write_file(self.paths.pgdata / INCLUDED_CONF, settings, 0o600, self.user)
         write_file(self.paths.pgdata / "pg_hba.conf", hba, 0o600, self.user)
 

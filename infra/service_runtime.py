@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.stack_state import Layout
-from infra.system import ServiceUser, StackError, run
+from infra.system import StackError, run
+from services.core.os_user import ServiceUser
 
 APP_USER = "botstack"
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -32,7 +32,8 @@ from infra.pgbouncer_server import PgBouncerServer, accepts_connections, write_u
 from infra.postgres_server import PostgresServer
 from infra.service_runtime import prepare_runtime
 from infra.stack_state import HOST, Bouncer, Credentials, Layout, Ports, StackState
-from infra.system import Apt, ServiceUser, StackError, file_lock, run, shown, write_file
+from infra.system import Apt, StackError, file_lock, run, shown, write_file
+from services.core.os_user import NoServiceUser, ServiceUser
 from services.telegram_api.settings import DEV_TOKEN
 
 log = logging.getLogger("infra.stack")
@@ -78,7 +79,10 @@ class LocalStack:
 
     @cached_property
     def _user(self) -> ServiceUser:
-        return ServiceUser.detect()
+        try:
+            return ServiceUser.detect()
+        except NoServiceUser as error:
+            raise StackError(str(error)) from None
 
     def up(self) -> dict[str, str]:
         """Install or build what is missing, start everything, migrate; return the endpoints."""

@@ -23,7 +23,6 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from infra.stack import LocalStack
-from infra.system import ServiceUser
 from services.backup.basebackup import take_backup
 from services.backup.context import Context
 from services.backup.live import LiveServer
@@ -31,6 +30,7 @@ from services.backup.restore import discard, restore
 from services.backup.runs import RunLog
 from services.backup.settings import BackupServiceSettings
 from services.core.db import Database
+from services.core.os_user import ServiceUser
 from services.core.settings import BackupRoleSettings, DatabaseSettings
 
 # ~1 KB of incompressible text per message (28 MD5s), under the 2 KB TOAST threshold, so the

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from services.core.settings import settings_config
 
 
 class AdminApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="ADMIN_API_", env_file=None, extra="ignore", frozen=True
-    )
+    model_config = settings_config("ADMIN_API_")
 
     # Loopback by default: publishing the admin API is the operator's explicit choice.
     host: str = "127.0.0.1"

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infra.system import ServiceUser
+from services.core.os_user import ServiceUser
 from services.core.schema import BackupKind
 
 from .catalogue import (

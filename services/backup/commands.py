@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from infra.system import ServiceUser
+from services.core.os_user import ServiceUser
 
 from .errors import BackupError
 

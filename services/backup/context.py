@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from infra.system import ServiceUser
 from services.core.db import Database
+from services.core.os_user import ServiceUser
 from services.core.settings import BackupRoleSettings, DatabaseSettings
 
 from .basebackup import prepare_directory

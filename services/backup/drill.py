@@ -15,7 +15,7 @@ from typing import Any
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from infra.system import ServiceUser
+from services.core.os_user import ServiceUser
 from services.core.schema import BackupKind, metadata
 
 from .catalogue import Catalogue, write_atomically

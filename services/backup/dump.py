@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infra.system import ServiceUser
+from services.core.os_user import ServiceUser
 from services.core.schema import BackupKind
 
 from .basebackup import prepare_directory

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infra.system import ServiceUser
+from services.core.os_user import ServiceUser
 from services.core.schema import BackupKind
 
 from . import archive
@@ -31,7 +31,7 @@ from .scratch import ScratchServer
 from .settings import BackupServiceSettings
 
 log = logging.getLogger("services.backup")
-RESTORE_SCRIPT = Path(__file__).resolve().parents[2] / "infra" / "postgres" / "restore-wal.sh"
+RESTORE_SCRIPT = Path(__file__).resolve().parent / "restore-wal.sh"
 LATEST = "latest"
 
 

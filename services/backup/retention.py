@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from infra.system import ServiceUser
+from services.core.os_user import ServiceUser
 
 from .catalogue import BaseBackup, Catalogue
 from .commands import run

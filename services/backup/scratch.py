@@ -10,7 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-from infra.system import ServiceUser
+from services.core.os_user import ServiceUser
 
 from .commands import run
 from .errors import BackupError

@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from services.core.settings import settings_config
 
 from .errors import BackupError
 
@@ -15,9 +17,7 @@ DAY = 86400.0
 
 
 class BackupServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="BACKUP_SERVICE_", env_file=None, extra="ignore", frozen=True
-    )
+    model_config = settings_config("BACKUP_SERVICE_")
 
     host: str = "127.0.0.1"
     port: int = 27431

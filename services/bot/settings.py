@@ -6,9 +6,15 @@ import re
 from enum import StrEnum
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from services.core.settings import DEV_SECRET, AppSettings, Environment, InsecureSettingsError
+from services.core.settings import (
+    DEV_SECRET,
+    AppSettings,
+    Environment,
+    InsecureSettingsError,
+    settings_config,
+)
 
 # The local Bot API stand-in's development token (services/telegram_api/settings.py,
 # DEV_TOKEN). Duplicated, not imported: services never import each other.
@@ -28,9 +34,7 @@ class Mode(StrEnum):
 
 class BotSettings(BaseSettings):
     # An empty variable counts as unset (Compose passes BOT_STAFF_CHAT_ID= when not set).
-    model_config = SettingsConfigDict(
-        env_prefix="BOT_", env_file=None, extra="ignore", frozen=True, env_ignore_empty=True
-    )
+    model_config = settings_config("BOT_", env_ignore_empty=True)
 
     token: SecretStr = SecretStr(DEV_TOKEN)
     mode: Mode = Mode.WEBHOOK

@@ -3,11 +3,16 @@
 Secrets have development defaults so `make up` works with no configuration; outside
 development (APP_ENVIRONMENT=production or staging) a default or empty secret is refused at
 start-up with a message that names the variable to set.
+
+Every setting can also be a file in /run/secrets named after its variable (`db_password` for
+DB_PASSWORD): how Docker secrets reach a container without appearing in its environment.
+A variable set in the environment wins over the file.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,12 +33,25 @@ class InsecureSettingsError(ValueError):
     """A secret still has its development default (or is empty) outside development."""
 
 
-def _config(prefix: str) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=prefix, env_file=None, extra="ignore", frozen=True)
+# Where Docker mounts a container's secrets; absent outside a container (pydantic-settings
+# warns about a missing directory, so it is only named when it is there).
+SECRETS_DIR = Path("/run/secrets")
+
+
+def settings_config(prefix: str, *, env_ignore_empty: bool = False) -> SettingsConfigDict:
+    """The configuration of every settings class: its prefix, the environment, and secrets."""
+    return SettingsConfigDict(
+        env_prefix=prefix,
+        env_file=None,
+        extra="ignore",
+        frozen=True,
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
+        env_ignore_empty=env_ignore_empty,
+    )
 
 
 class AppSettings(BaseSettings):
-    model_config = _config("APP_")
+    model_config = settings_config("APP_")
 
     environment: Environment = Environment.DEVELOPMENT
     log_level: str = "INFO"
@@ -59,7 +77,7 @@ def _refuse_default_secrets(settings: BaseSettings, prefix: str, *names: str) ->
 class DatabaseSettings(BaseSettings):
     """How a service (bot, admin-api) reaches PostgreSQL: through PgBouncer, transaction mode."""
 
-    model_config = _config("DB_")
+    model_config = settings_config("DB_")
 
     host: str = "127.0.0.1"
     port: int = 26432
@@ -90,7 +108,7 @@ class DatabaseSettings(BaseSettings):
 class MigrationSettings(BaseSettings):
     """The migration role: owns the schema, connects to PostgreSQL directly (never PgBouncer)."""
 
-    model_config = _config("MIGRATE_")
+    model_config = settings_config("MIGRATE_")
 
     host: str = "127.0.0.1"
     port: int = 25432
@@ -110,7 +128,7 @@ class MigrationSettings(BaseSettings):
 class BackupRoleSettings(BaseSettings):
     """The backup role (REPLICATION); the backup service connects with it directly."""
 
-    model_config = _config("BACKUP_")
+    model_config = settings_config("BACKUP_")
 
     user: str = "backup"
     password: SecretStr = SecretStr(DEV_SECRET)
@@ -124,7 +142,7 @@ class BackupRoleSettings(BaseSettings):
 class MonitorRoleSettings(BaseSettings):
     """The monitoring role (pg_monitor and nothing more): postgres_exporter logs in with it."""
 
-    model_config = _config("MONITOR_")
+    model_config = settings_config("MONITOR_")
 
     user: str = "monitor"
     password: SecretStr = SecretStr(DEV_SECRET)
@@ -138,7 +156,7 @@ class MonitorRoleSettings(BaseSettings):
 class PgBouncerSettings(BaseSettings):
     """The PgBouncer stats user, read by the metrics exporter through the admin console."""
 
-    model_config = _config("PGBOUNCER_")
+    model_config = settings_config("PGBOUNCER_")
 
     stats_user: str = "pgbouncer_stats"
     stats_password: SecretStr = SecretStr(DEV_SECRET)

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from infra.stack import LocalStack
-from infra.system import ServiceUser
 from services.backup.app import create_app
 from services.backup.context import Context
 from services.backup.live import LiveServer
@@ -28,6 +27,7 @@ from services.backup.runs import RunLog
 from services.backup.scratch import ScratchServer
 from services.backup.settings import BackupServiceSettings
 from services.core.db import Database
+from services.core.os_user import ServiceUser
 from services.core.settings import BackupRoleSettings
 from tests.conftest import database_settings
 

@@ -16,8 +16,8 @@ import pytest
 
 from infra.postgres_server import TEMPLATES
 from infra.stack import LocalStack
-from infra.system import ServiceUser
 from services.backup.metrics import BackupCollector
+from services.core.os_user import ServiceUser
 from tests.backup.conftest import ContextFactory, add_flag, scrape
 
 SCRIPT = TEMPLATES / "archive-wal.sh"

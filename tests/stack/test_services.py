@@ -18,7 +18,8 @@ from infra.app_services import APP_SERVICES, AppServiceProcess
 from infra.service_runtime import APP_USER, Runtime
 from infra.stack import LocalStack
 from infra.stack_state import Layout, Ports
-from infra.system import ServiceUser, StackError
+from infra.system import StackError
+from services.core.os_user import ServiceUser
 
 SECRETS = ("MIGRATE_PASSWORD", "BACKUP_PASSWORD", "PGBOUNCER_STATS_PASSWORD", "DB_PASSWORD")
 # What each service may see of the secrets above (everything else is withheld).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -57,3 +59,31 @@ def test_migrations_grant_to_the_role_services_log_in_with(
 ) -> None:
     monkeypatch.setenv("DB_USER", "bot_rw")
     assert MigrationSettings().app_role == "bot_rw"
+
+
+def test_secrets_are_read_from_docker_secret_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """compose.yaml mounts each secret as /run/secrets/<variable in lower case>."""
+    from services.bot.settings import BotSettings
+
+    monkeypatch.setenv("APP_ENVIRONMENT", "production")
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    monkeypatch.delenv("BOT_WEBHOOK_SECRET", raising=False)
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    (tmp_path / "db_password").write_text("s3cret-from-a-docker-secret")
+    (tmp_path / "bot_token").write_text("123456:" + "x" * 35)
+    (tmp_path / "bot_webhook_secret").write_text("A" * 40)
+    assert (
+        DatabaseSettings(_secrets_dir=tmp_path).password.get_secret_value()
+        == "s3cret-from-a-docker-secret"
+    )
+    bot = BotSettings(_secrets_dir=tmp_path)
+    assert bot.webhook_secret.get_secret_value() == "A" * 40
+    assert bot.token.get_secret_value() == "123456:" + "x" * 35
+    # The environment wins over a file.
+    monkeypatch.setenv("DB_PASSWORD", "s3cret-from-the-environment")
+    assert (
+        DatabaseSettings(_secrets_dir=tmp_path).password.get_secret_value()
+        == "s3cret-from-the-environment"
+    )
