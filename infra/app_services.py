@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infra.processes import Supervised
+from infra.processes import Placement, Supervised, unplaced
 from infra.service_runtime import Runtime
 from infra.stack_state import HOST, Layout, Ports
 
@@ -121,7 +121,9 @@ class AppServiceProcess:
     def pid(self) -> int | None:
         return self.process.pid()
 
-    def start(self, environment: Mapping[str, str], runtime: Runtime) -> None:
+    def start(
+        self, environment: Mapping[str, str], runtime: Runtime, placement: Placement = unplaced
+    ) -> None:
         prefix = self.service.env_prefix
         env = {**environment, f"{prefix}HOST": HOST, f"{prefix}PORT": str(self.port)}
         if self.service.ops is not None:
@@ -129,7 +131,10 @@ class AppServiceProcess:
             env |= {f"{ops_prefix}HOST": HOST, f"{ops_prefix}PORT": str(self.ops_port)}
         account = runtime.postgres_user if self.service.as_postgres_user else runtime.app_user
         self.process.start(
-            [runtime.python, "-m", self.service.module], self.service.environment(env), account
+            [runtime.python, "-m", self.service.module],
+            self.service.environment(env),
+            account,
+            placement=placement,
         )
 
     def stop(self) -> None:

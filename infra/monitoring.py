@@ -29,7 +29,7 @@ from infra.observability.scrape import (
     local_targets,
     prometheus_config,
 )
-from infra.processes import Supervised
+from infra.processes import Placement, Supervised, unplaced
 from infra.service_runtime import REPO_ROOT, SYSTEM_PYTHON, Account, Runtime
 from infra.stack_state import HOST, Credentials, Layout, Ports
 from infra.system import Apt, StackError, run, write_file
@@ -114,7 +114,12 @@ class Monitoring:
         ]
 
     def start(
-        self, credentials: Credentials, settings: MonitoringSettings, apt: Apt, runtime: Runtime
+        self,
+        credentials: Credentials,
+        settings: MonitoringSettings,
+        apt: Apt,
+        runtime: Runtime,
+        placement: Placement = unplaced,
     ) -> None:
         missing = [package for package, binary in PACKAGES.items() if not Path(binary).exists()]
         if missing:
@@ -138,6 +143,7 @@ class Monitoring:
             ],
             {},
             account,
+            placement=placement,
         )
         monitor = credentials.monitor
         dsn = (
@@ -153,6 +159,7 @@ class Monitoring:
             ],
             {"DATA_SOURCE_NAME": dsn},
             account,
+            placement=placement,
         )
         stats = credentials.bouncer
         bouncer_exporter.start(
@@ -166,6 +173,7 @@ class Monitoring:
                 "PGBOUNCER_PORT": str(self.ports.pgbouncer),
             },
             account,
+            placement=placement,
         )
         config = self.root / "alertmanager" / "alertmanager.yml"
         write_file(config, yaml.safe_dump(self._alertmanager_config(settings)), 0o600)
@@ -180,6 +188,7 @@ class Monitoring:
             ],
             {},
             account,
+            placement=placement,
         )
         scrape = prometheus_config(
             local_targets(self.ports),
@@ -203,6 +212,7 @@ class Monitoring:
             ],
             {},
             account,
+            placement=placement,
         )
 
     def stop(self) -> None:

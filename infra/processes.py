@@ -13,7 +13,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,14 @@ log = logging.getLogger("infra.stack")
 
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
+
+# Where a process is born: a block within which the processes started join the group named
+# for the component (infra/cgroups.py: its memory cgroup under the budget), or nowhere special.
+Placement = Callable[[str], AbstractContextManager[None]]
+
+
+def unplaced(name: str) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class Supervised:
         env: Mapping[str, str],
         account: Account | None,
         cwd: Path = REPO_ROOT,
+        placement: Placement = unplaced,
     ) -> None:
         """Start it unless it already runs healthy; wait until its health URL answers."""
         if self.pid() is not None and self.healthy():
@@ -79,18 +89,19 @@ class Supervised:
         fd = os.open(self.logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(fd, 0o600)
         try:
-            process = subprocess.Popen(
-                [str(part) for part in argv],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # not killed with the terminal that ran `make up`
-                user=account.uid if account else None,
-                group=account.gid if account else None,
-                extra_groups=[] if account else None,
-            )
+            with placement(self.name):
+                process = subprocess.Popen(
+                    [str(part) for part in argv],
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=fd,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # not killed with the terminal that ran `make up`
+                    user=account.uid if account else None,
+                    group=account.gid if account else None,
+                    extra_groups=[] if account else None,
+                )
         finally:
             os.close(fd)
         self.pidfile.write_text(f"{process.pid}\n")

@@ -30,6 +30,7 @@ from infra.monitoring import DEFAULT_STAFF_CHAT_ID, Monitoring, MonitoringSettin
 from infra.observability.scrape import SCRAPE_INTERVAL
 from infra.pgbouncer_server import PgBouncerServer, accepts_connections, write_userlist
 from infra.postgres_server import PostgresServer
+from infra.processes import Placement, unplaced
 from infra.service_runtime import prepare_runtime
 from infra.stack_state import HOST, Bouncer, Credentials, Layout, Ports, StackState
 from infra.system import Apt, StackError, file_lock, run, shown, write_file
@@ -69,8 +70,11 @@ class LocalStack:
         port_base: int = DEFAULT_PORT_BASE,
         service_env: Mapping[str, str] | None = None,
         scrape_interval: str = SCRAPE_INTERVAL,
+        placement: Placement = unplaced,
     ) -> None:
         self.state_dir = state_dir.resolve()
+        # Where each component's processes are born (the load tests' memory cgroups).
+        self.placement = placement
         self.port_base = port_base
         self.scrape_interval = scrape_interval
         # Extra settings for the project's services (infra/app_services.py) in this stack.
@@ -103,12 +107,14 @@ class LocalStack:
             postgres = PostgresServer(self.paths, self._user, state)
             postgres.init()
             postgres.configure(credentials)
-            postgres.start(reload=True)
+            with self.placement("postgres"):
+                postgres.start(reload=True)
             postgres.apply_roles(credentials)
             write_userlist(self.paths, self._user, credentials)
             for bouncer in self._bouncers(state):
                 bouncer.configure(credentials, state)
-                bouncer.start()
+                with self.placement(bouncer.name):
+                    bouncer.start()
                 bouncer.wait_serving(credentials, state.psql)
             self._migrate(credentials, state)
             self._write_endpoints(credentials, state)
@@ -119,7 +125,7 @@ class LocalStack:
             }
             runtime = prepare_runtime(self.paths, self._user)
             for service in self._app_services(state):
-                service.start(environment, runtime)
+                service.start(environment, runtime, self.placement)
                 spec = service.service
                 self._add_endpoint(spec.endpoint, service.url + spec.endpoint_path)
                 if spec.ops is not None:
@@ -138,6 +144,7 @@ class LocalStack:
                 ),
                 apt,
                 runtime,
+                self.placement,
             )
             for key, url in monitoring.urls().items():
                 self._add_endpoint(key, url)
@@ -177,7 +184,8 @@ class LocalStack:
         credentials = Credentials.load()
         with file_lock(self.paths.lock):
             state = StackState.load(self.paths.state)
-            PostgresServer(self.paths, self._user, state).start(reload=False)
+            with self.placement("postgres"):
+                PostgresServer(self.paths, self._user, state).start(reload=False)
             for bouncer in self._bouncers(state):
                 if bouncer.pid() is not None:
                     bouncer.wait_serving(credentials, state.psql)
