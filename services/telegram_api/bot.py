@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,6 +16,7 @@ from aiogram.types import BotCommand, CallbackQuery, PreCheckoutQuery, Update, U
 from . import registry
 from .envelope import ApiError, bad_request, to_json
 from .faults import Faults
+from .limits import SendLimits
 from .files import FileStore
 from .methods import HANDLERS
 from .settings import TelegramAPISettings
@@ -26,6 +27,7 @@ from .world import World
 # Telegram's update ids grow from a positive start and stay exact in JSON readers (2^53 - 1):
 # an id beyond would push every id assigned after it out of the range bots accept.
 MAX_UPDATE_ID = 2**53 - 1
+TEXT_METHODS = frozenset({"sendMessage", "editMessageText"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class BotState:
         self.world = World(settings.chat_history_size)
         self.updates = UpdateQueue()
         self.faults = Faults()
+        self.limits = SendLimits() if settings.send_limits else None
+        # Texts delivered per chat (sendMessage and editMessageText that succeeded): what the
+        # bot logs as said, so a load test can tell a reply sent twice. Unbounded, unlike the
+        # call log: one counter per chat.
+        self.texts_delivered: Counter[int] = Counter()
         self.files = FileStore()
         self.calls: deque[CallRecord] = deque(maxlen=settings.call_log_size)
         self.webhook: WebhookDelivery | None = None
@@ -148,11 +155,15 @@ class BotState:
             fault = self.faults.take(name, chat_id)
             if fault is not None:
                 await fault.apply()
+            if self.limits is not None and (wait := self.limits.check(name, chat_id)):
+                raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
             result = to_json(await handler(self, method))
         except ApiError as error:
             self._record(name, params, chat_id, source, error=error)
             raise
         self._record(name, params, chat_id, source, result=result)
+        if chat_id is not None and name in TEXT_METHODS:
+            self.texts_delivered[chat_id] += 1
         return result
 
     def violation(self, message: str) -> None:

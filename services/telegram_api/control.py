@@ -170,6 +170,14 @@ class Control:
         chat = self.bot(token).world.chats.get(chat_id)
         return [chat.messages[i] for i in sorted(chat.messages)] if chat else []
 
+    def take_updates(self, chat_id: int, token: str | None = None) -> list[Update]:
+        """The chat's pending updates, removed from the queue: the caller delivers them."""
+        return self.bot(token).updates.take(chat_id)
+
+    def texts_delivered(self, token: str | None = None) -> dict[str, int]:
+        """Texts delivered per chat (sendMessage, editMessageText), by chat id."""
+        return {str(chat): count for chat, count in self.bot(token).texts_delivered.items()}
+
     def inject_fault(
         self, method: str, kind: FaultKind | str, token: str | None = None, **options: Any
     ) -> Fault:
@@ -289,6 +297,13 @@ def routes(control: Control) -> list[web.RouteDef]:
             raise bad_request("chat_id must be an integer") from error
         return control.messages(chat_id, _token(request))
 
+    async def take_updates(request: web.Request) -> object:
+        body = await _body(request)
+        return control.take_updates(int(body["chat_id"]), _token(request))
+
+    async def texts_delivered(request: web.Request) -> object:
+        return control.texts_delivered(_token(request))
+
     async def add_fault(request: web.Request) -> object:
         body = await _body(request)
         fault = control.inject_fault(
@@ -341,6 +356,8 @@ def routes(control: Control) -> list[web.RouteDef]:
         web.post("/__control/payments", endpoint(payments)),
         web.post("/__control/files", endpoint(files)),
         web.get("/__control/calls", endpoint(calls)),
+        web.post("/__control/updates/take", endpoint(take_updates)),
+        web.get("/__control/texts-delivered", endpoint(texts_delivered)),
         web.get("/__control/chats/{chat_id}/messages", endpoint(chat_messages)),
         web.post("/__control/faults", endpoint(add_fault)),
         web.delete("/__control/faults", endpoint(clear_faults)),

@@ -27,6 +27,9 @@ class TelegramAPISettings(BaseSettings):
     strict: bool = True
     # Multiplies the webhook retry backoff (1 s doubling to 60 s); tests compress it.
     time_scale: float = Field(1.0, gt=0)
+    # Telegram's send limits (limits.py: 30 messages/s overall, 1/s per chat, 20/min per
+    # group) answered with 429 retry_after; off by default so tests are not paced by them.
+    send_limits: bool = False
     # Seconds one webhook delivery may take before it counts as failed.
     webhook_timeout: float = Field(60.0, gt=0)
     # In-memory state is bounded so a long load test cannot exhaust the host (about 9 KB per

@@ -78,6 +78,14 @@ class UpdateQueue:
     def confirm(self, update_id: int) -> None:
         self._pending.pop(update_id, None)
 
+    def take(self, chat_id: int) -> list[Update]:
+        """Remove and return a chat's pending updates, oldest first: for a sender that
+        delivers them to the webhook itself (the load tests play Telegram's side)."""
+        taken = [u for u in self._pending.values() if chat_key(u) == chat_id]
+        for update in taken:
+            del self._pending[update.update_id]
+        return sorted(taken, key=lambda update: update.update_id)
+
     def drop_all(self) -> None:
         self._pending.clear()
 
