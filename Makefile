@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 STATE_DIR ?= .stack
 
 .PHONY: help install up down status test lint format bench-db migrate backup restore drill \
-	bench-backup admin-key bench-admin bench-bot
+	bench-backup admin-key bench-admin bench-bot loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -95,3 +95,7 @@ drill: install ## restore the newest backup into a scratch server and check it
 
 bench-backup: install ## base-backup throughput, restore time and data at risk on a 1 GB database
 	$(UV) run python -m loadtests.bench_backup $(BENCH_ARGS)
+
+PROFILE ?= standard
+loadtest: install ## Locust against the stack inside the 2 GB limits: PROFILE=smoke|standard|soak|capacity
+	$(UV) run python -m loadtests.run --profile $(PROFILE) $(LOADTEST_ARGS)

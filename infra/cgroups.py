@@ -157,7 +157,7 @@ class MemoryCgroups:
             rss=stat.get("total_rss", stat.get("rss", 0)),
             shmem=stat.get("total_shmem", stat.get("shmem", 0)),
             cpu_seconds=cpu,
-            failcnt=int(_read(memory / "memory.failcnt")),
+            failcnt=_failures(memory),
             oom_kills=oom,
         )
 
@@ -202,6 +202,13 @@ class MemoryCgroups:
             _remove(self.cpu_dir(group))
         _remove(self.memory_dir())
         _remove(self.cpu_dir())
+
+
+def _failures(memory: Path) -> int:
+    """Charges the limit refused: against memory, or memory and swap (set to the same)."""
+    total = int(_read(memory / "memory.failcnt"))
+    memsw = memory / "memory.memsw.failcnt"
+    return total + (int(_read(memsw)) if memsw.exists() else 0)
 
 
 def _own_group(controller: str) -> str:

@@ -1,0 +1,1 @@
+"""Load tests and benchmarks: Locust users and shapes, the runner and its report."""

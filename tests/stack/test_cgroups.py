@@ -1,0 +1,59 @@
+"""The memory budget of the local stack (infra/cgroups.py): compose.yaml's limits, groups a
+process is born in, and a limit that really kills."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.cgroups import LOCAL_TO_COMPOSE, MemoryCgroups, compose_limits, parse_memory
+
+WHY_NOT = MemoryCgroups.unavailable()
+
+
+def test_limits_are_compose_yamls() -> None:
+    limits = compose_limits()
+    assert limits["bot"] == parse_memory("320M") == 320 * 1024**2
+    assert set(LOCAL_TO_COMPOSE.values()) <= set(limits)
+    assert sum(limits.values()) <= 2 * 1024**3
+
+
+@pytest.fixture
+def groups() -> object:
+    if WHY_NOT is not None:
+        pytest.fail(f"cgroups cannot be written here: {WHY_NOT}")
+    cgroups = MemoryCgroups("botstack-pytest", {"bot": 64 * 1024**2})
+    cgroups.remove()
+    cgroups.create()
+    yield cgroups
+    cgroups.remove()
+
+
+def test_a_process_is_born_in_its_group_and_the_starter_returns(groups: MemoryCgroups) -> None:
+    before = Path("/proc/self/cgroup").read_text()
+    with groups.entered("bot"):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert child.pid in groups.processes("bot")
+        assert Path("/proc/self/cgroup").read_text() == before
+        # A name that stands for no compose service (the stand-in) is left where it is.
+        with groups.entered("telegram-api"):
+            assert Path("/proc/self/cgroup").read_text() == before
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_past_its_limit_a_process_is_oom_killed(groups: MemoryCgroups) -> None:
+    probe = groups.oom_probe()
+    assert probe.killed, probe.detail
+    with groups.entered("bot"):  # only while it forks: the OOM killer picks within the group
+        hog = subprocess.Popen(
+            [sys.executable, "-c", "blocks = [bytearray(1 << 20) for _ in range(200)]"]
+        )
+    assert hog.wait(timeout=60) == -9
+    sample = groups.sample("bot")
+    assert sample.oom_kills == 1
