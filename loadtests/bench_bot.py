@@ -40,6 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.stack import DEFAULT_PORT_BASE, LocalStack
 from infra.stack_state import Layout
+from loadtests.procfs import children, cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "bench-bot-secret"
@@ -50,35 +51,12 @@ STALL_SECONDS = 60
 PROGRESS_SECONDS = 2.0
 # Concurrent HTTP requests that queue the updates (not measured).
 PUSHERS = 16
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far; 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
-def children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == parent:
-                found.append(int(entry.name))
-    return found
 
 
 def peak_rss_mib(pid: int) -> float:

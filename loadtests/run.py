@@ -109,9 +109,17 @@ def tuned(profile: Profile, args: argparse.Namespace) -> Profile:
     thresholds = profile.thresholds
     if args.p99_ms:
         thresholds = dataclasses.replace(thresholds, webhook_p99_ms=args.p99_ms)
+    backup_at, drill_at = profile.backup_at, profile.drill_at
+    if args.plateau_seconds and backup_at is not None and drill_at is not None:
+        # A shortened soak keeps its backup and drill at the same shares of the plateau.
+        plateau = next(p.seconds for p in profile.phases if p.name == "plateau")
+        backup_at = backup_at * args.plateau_seconds / plateau
+        drill_at = drill_at * args.plateau_seconds / plateau
     return dataclasses.replace(
         profile,
         phases=tuple(phases),
+        backup_at=backup_at,
+        drill_at=drill_at,
         staff_users=profile.staff_users if args.staff_users is None else args.staff_users,
         thresholds=thresholds,
     )

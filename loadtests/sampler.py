@@ -4,7 +4,6 @@ measured but not enforced."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import asdict
@@ -13,9 +12,7 @@ from typing import Any, Protocol
 
 from infra.cgroups import LOCAL_TO_COMPOSE, GroupSample, MemoryCgroups
 from infra.stack_state import Layout
-
-PAGE = os.sysconf("SC_PAGE_SIZE")
-TICKS = os.sysconf("SC_CLK_TCK")
+from loadtests.procfs import cpu_seconds, descendants
 
 
 class Source(Protocol):
@@ -48,16 +45,15 @@ class ProcessSource:
     def sample(self, group: str) -> GroupSample:
         rss = shmem = 0
         cpu = 0.0
-        for pid in self._tree(group):
+        for pid in descendants(self._roots(group)):
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
             rss += _kib(fields.get("VmRSS"))
             shmem += _kib(fields.get("RssShmem"))
-            cpu += (int(stat[11]) + int(stat[12])) / TICKS
+            cpu += cpu_seconds(pid)
         return GroupSample(rss, rss, rss, shmem, cpu, 0, 0)
 
     def _roots(self, group: str) -> list[int]:
@@ -73,23 +69,6 @@ class ProcessSource:
             except (OSError, ValueError, IndexError):
                 continue
         return roots
-
-    def _tree(self, group: str) -> list[int]:
-        parents: dict[int, int] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                parents[int(entry.name)] = int(stat[1])
-        found = set(self._roots(group))
-        grew = True
-        while grew:
-            children = {pid for pid, parent in parents.items() if parent in found}
-            grew = not children <= found
-            found |= children
-        return sorted(found)
 
 
 def _kib(value: str | None) -> int:

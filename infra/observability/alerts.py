@@ -239,7 +239,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "OutboxBehind",
-        "The oldest message waiting in the outbox is older than 5 minutes: staff replies and "
+        "The oldest due outbox message has waited over 5 minutes: staff replies and "
         "reminders are late.",
         'max(bot_outbox_oldest_pending_age_seconds{job="bot"})',
         ">",

@@ -83,12 +83,12 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
                 ),
             ),
             PanelSpec(
-                "Outbox: waiting messages",
+                "Outbox: messages due, not yet sent",
                 "short",
                 (("max(bot_outbox_pending)", "waiting"),),
             ),
             PanelSpec(
-                "Outbox: oldest waiting message",
+                "Outbox: how late the oldest due message is",
                 "s",
                 ((ALERT_EXPR["OutboxBehind"], "oldest"),),
                 threshold=300,

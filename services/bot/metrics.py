@@ -56,11 +56,12 @@ class BotMetrics:
         )
         self.outbox_depth = Gauge(
             "bot_outbox_pending",
-            "Outbox messages waiting to be sent (read every few seconds by the delivery loop)",
+            "Outbox messages due and not yet sent (read every few seconds by the delivery "
+            "loop); those scheduled for later (reminders, retry_after) are not counted",
             registry=registry,
         )
         self.outbox_oldest = Gauge(
             "bot_outbox_oldest_pending_age_seconds",
-            "Age of the oldest outbox message waiting to be sent; 0 when none waits",
+            "How long the oldest due outbox message has waited since it was due; 0 when none",
             registry=registry,
         )

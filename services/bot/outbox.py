@@ -160,11 +160,16 @@ class OutboxWorker:
                         await _either(stopping, self._woken)
 
     async def measure(self) -> None:
-        """Reads the outbox's depth and the age of its oldest pending message."""
-        oldest = sa.func.now() - sa.func.min(col(OutboxMessage.created_at))
+        """Reads the outbox's depth and how long its oldest due message has waited. Only due
+        messages count: a reminder queued for tomorrow, or a message Telegram asked us to
+        hold for retry_after, is not late (counting them paged staff for every booking)."""
+        oldest = sa.func.now() - sa.func.min(col(OutboxMessage.available_at))
         query = sa.select(
             sa.func.count(), sa.func.coalesce(sa.func.extract("epoch", oldest), 0)
-        ).where(col(OutboxMessage.status) == OutboxStatus.PENDING)
+        ).where(
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+            col(OutboxMessage.available_at) <= sa.func.now(),
+        )
         async with self._database.unit_of_work() as uow:
             depth, age = (await uow.session.execute(query)).one()
         self.metrics.outbox_depth.set(depth)

@@ -16,8 +16,8 @@ from aiogram.types import BotCommand, CallbackQuery, PreCheckoutQuery, Update, U
 from . import registry
 from .envelope import ApiError, bad_request, to_json
 from .faults import Faults
-from .limits import SendLimits
 from .files import FileStore
+from .limits import SendLimits
 from .methods import HANDLERS
 from .settings import TelegramAPISettings
 from .updates import UpdateQueue

@@ -75,7 +75,17 @@ async def test_depth_and_oldest_age_are_measured(
 ) -> None:
     registry = worker.metrics.registry
     await _queue(database, ANN, "one", "two")
-    await owner.execute("UPDATE outbox SET created_at = now() - interval '90 seconds'")
+    await owner.execute(
+        "UPDATE outbox SET created_at = now() - interval '90 seconds', "
+        "available_at = now() - interval '90 seconds'"
+    )
+    # A reminder booked an hour ago for tomorrow is waiting, but not late: not counted.
+    await _queue(database, BOB, "your appointment is tomorrow")
+    await owner.execute(
+        "UPDATE outbox SET created_at = now() - interval '1 hour', "
+        "available_at = now() + interval '1 day' WHERE chat_id = $1",
+        BOB,
+    )
     await worker.measure()
     assert registry.get_sample_value("bot_outbox_pending") == 2
     assert 90 <= (registry.get_sample_value("bot_outbox_oldest_pending_age_seconds") or 0) < 120

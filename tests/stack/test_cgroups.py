@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from infra.cgroups import LOCAL_TO_COMPOSE, MemoryCgroups, compose_limits, parse_memory
+from infra.stack import LocalStack
+from loadtests.sampler import ProcessSource
 
 WHY_NOT = MemoryCgroups.unavailable()
 
@@ -57,3 +59,11 @@ def test_past_its_limit_a_process_is_oom_killed(groups: MemoryCgroups) -> None:
     assert hog.wait(timeout=60) == -9
     sample = groups.sample("bot")
     assert sample.oom_kills == 1
+
+
+def test_without_cgroups_the_services_are_measured_from_proc(stack: LocalStack) -> None:
+    """The load runs' fallback where cgroups cannot be written: each service's process tree."""
+    source = ProcessSource(stack.paths)
+    bot, postgres = source.sample("bot"), source.sample("postgres")
+    assert bot.rss > 50 * 1024**2  # a Python process with aiogram loaded
+    assert postgres.rss > 0 and postgres.cpu_seconds > 0

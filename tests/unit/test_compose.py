@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from infra.cgroups import compose_limits
+
 COMPOSE = Path(__file__).resolve().parents[2] / "compose.yaml"
 BUDGET_BYTES = 2 * 1024**3
 # DESIGN.md: only the bot's webhook may be reachable from outside the host (directly, or
@@ -17,7 +19,6 @@ BUDGET_BYTES = 2 * 1024**3
 PUBLIC_SERVICES = {"bot", "webhook-proxy"}
 # What must be reached from the host or reach the Internet; everything else is internal only.
 EDGE_SERVICES = {"bot", "admin-api", "prometheus", "grafana", "webhook-proxy"}
-UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def services() -> dict[str, Any]:
@@ -25,13 +26,10 @@ def services() -> dict[str, Any]:
     return dict(document["services"])
 
 
-def memory_limit(service: dict[str, Any]) -> int:
-    text = str(service["deploy"]["resources"]["limits"]["memory"]).lower().rstrip("b")
-    return int(text[:-1]) * UNITS[text[-1]] if text[-1] in UNITS else int(text)
-
-
 def test_every_service_has_a_memory_limit_and_they_fit_in_2_gb() -> None:
-    limits = {name: memory_limit(service) for name, service in services().items()}
+    # The load tests' cgroups read the same limits (infra/cgroups.py).
+    limits = compose_limits(COMPOSE)
+    assert set(limits) == set(services())
     assert all(limit > 0 for limit in limits.values())
     assert sum(limits.values()) <= BUDGET_BYTES, limits
 
