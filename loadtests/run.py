@@ -346,7 +346,7 @@ class Run:
         rate = failures = 0.0
         history = self.run_dir / "locust_stats_history.csv"
         if history.exists():
-            rows = [r for r in csv.DictReader(history.open()) if r.get("Name") == "webhook"]
+            rows = [r for r in _tail_rows(history) if r.get("Name") == "webhook"]
             if rows:
                 # POSTs since the last line (Locust's own Requests/s lags by a window).
                 total = float(rows[-1]["Total Request Count"] or 0)
@@ -662,6 +662,15 @@ class Run:
             f"report: {self.run_dir / 'index.html'}  "
             f"({'PASSED' if summary['passed'] else 'FAILED'})"
         )
+
+
+def _tail_rows(path: Path, size: int = 32 * 1024) -> list[dict[str, str]]:
+    """The last rows of a CSV file that grows all run (its header, then its last `size` bytes)."""
+    with path.open() as handle:
+        header = handle.readline()
+        handle.seek(max(handle.tell(), path.stat().st_size - size))
+        lines = handle.read().splitlines()[1:]  # the first may be cut
+    return list(csv.DictReader([header, *lines]))
 
 
 def _env_file(path: Path) -> dict[str, str]:

@@ -65,3 +65,7 @@ GRANT pg_read_all_data TO :"backup_user";
 -- includes every commit up to that moment. Function privileges live in each database.
 \connect :"database"
 GRANT EXECUTE ON FUNCTION pg_switch_wal() TO :"backup_user";
+-- After a restart it checkpoints once, or archive_timeout waits for the first timed checkpoint
+-- (services/backup/live.py: arm_archive_timeout).
+GRANT EXECUTE ON FUNCTION pg_control_checkpoint() TO :"backup_user";
+GRANT pg_checkpoint TO :"backup_user";

@@ -1,6 +1,7 @@
 """The service's schedule: a base backup when the newest one is older than the backup interval
 (at once on an empty catalogue), retention after each backup, and a restore drill every drill
-interval. A failed job is retried after RETRY_SECONDS, not on every tick."""
+interval. A failed job is retried after RETRY_SECONDS, not on every tick. Every tick also
+makes sure archive_timeout works on a freshly started server (LiveServer.arm_archive_timeout)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ class Scheduler:
 
     async def tick(self) -> None:
         context = self.context
+        try:
+            await context.live.arm_archive_timeout()
+        except BackupError as error:
+            log.warning("archive_timeout check: %s", error)
         now = datetime.now(UTC)
         with context.exclusive(wait=False) as acquired:
             if not acquired:

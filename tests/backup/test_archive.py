@@ -180,3 +180,15 @@ async def test_archive_freshness_and_counts_survive_a_postgres_crash(
         after["backup_wal_last_archived_timestamp_seconds"]
         >= before["backup_wal_last_archived_timestamp_seconds"]
     )
+
+
+async def test_a_restarted_server_is_checkpointed_so_archive_timeout_works(
+    stack: LocalStack, make_context: ContextFactory
+) -> None:
+    """PostgreSQL switches segments on archive_timeout only after a first checkpoint since
+    start-up; the backup service's tick makes that checkpoint at once."""
+    context = await make_context("arm")
+    stack.stop_postgres()
+    stack.start_postgres()
+    assert await context.live.arm_archive_timeout() is True
+    assert await context.live.arm_archive_timeout() is False  # once per start
