@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -151,7 +152,9 @@ class Run:
         all_limits = compose_limits()
         self.limits = {group: all_limits[group] for group in sorted(set(LOCAL_TO_COMPOSE.values()))}
         self.uncounted = sum(all_limits[name] for name in NOT_RUN_HERE)
-        self.cgroups = MemoryCgroups(f"botstack-{args.state_dir.name.lstrip('.')}", self.limits)
+        # One set of groups per state directory: two checkouts never share (and empty) them.
+        where = hashlib.sha1(str(args.state_dir.resolve()).encode()).hexdigest()[:8]
+        self.cgroups = MemoryCgroups(f"botstack-load-{where}", self.limits)
         self.notes: list[str] = []
         self.enforced = False
         self._last_count = (0.0, 0.0)  # webhook POSTs and when, at the last progress line
@@ -207,6 +210,8 @@ class Run:
             sampler.stop()
             if self.args.stop:
                 stack.down()
+                if self.enforced:
+                    self.cgroups.remove()
         return self._report(ledger, counts, sampler.samples, endpoints["prometheus_url"], ended)
 
     # 1. the budget --------------------------------------------------------------------
