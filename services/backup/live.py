@@ -40,6 +40,8 @@ class LiveServer:
     def __init__(self, settings: BackupServiceSettings, role: BackupRoleSettings) -> None:
         self.settings = settings
         self.role = role
+        # The server start arm_archive_timeout last saw (it checkpoints once per start).
+        self._armed_for: datetime | None = None
 
     @property
     def address(self) -> str:
@@ -92,19 +94,28 @@ class LiveServer:
         return ArchiverStats(*row)
 
     async def arm_archive_timeout(self) -> bool:
-        """Checkpoint when the server has not checkpointed since it started; True if it did.
+        """Checkpoint once per start of the server, unless it checkpointed since; True if it
+        did.
 
         PostgreSQL 15 switches WAL segments on archive_timeout only once a checkpoint has
         happened since start-up: until the first timed one (checkpoint_timeout, 5 min) a
         restarted server archives nothing, though the stack promises at most 60 s of commits
-        unarchived (seen in the load runs; WalArchiveStale fired after every restart)."""
+        unarchived (seen in the load runs; WalArchiveStale fired after every restart). The
+        control file keeps whole seconds, so a checkpoint in the second the server started
+        counts as before it."""
         async with self.connect() as connection:
+            started = await connection.fetchval("SELECT pg_postmaster_start_time()")
+            if started == self._armed_for:
+                return False
             stale = await connection.fetchval(
-                "SELECT checkpoint_time < pg_postmaster_start_time() FROM pg_control_checkpoint()"
+                "SELECT checkpoint_time <= date_trunc('second', $1::timestamptz) "
+                "FROM pg_control_checkpoint()",
+                started,
             )
             if stale:
                 log.info("no checkpoint since PostgreSQL started: CHECKPOINT, for archive_timeout")
                 await connection.execute("CHECKPOINT")
+            self._armed_for = started
         return bool(stale)
 
     async def switch_wal_and_wait(self) -> int:
