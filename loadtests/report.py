@@ -122,7 +122,7 @@ def total_plot(
     figure, axis = plt.subplots(figsize=(13, 3))
     _shade(axis, windows, origin)
     times = [s["at"] - origin for s in samples]
-    total = [_total(s) for s in samples]
+    total = [total_working_set(s) for s in samples]
     axis.plot(times, [t / MIB for t in total], label="services run here")
     axis.plot(times, [(t + uncounted) / MIB for t in total], label="+ Grafana at its limit")
     axis.axhline(budget / MIB, color="red", ls="--", label="2 GiB budget")
@@ -132,7 +132,7 @@ def total_plot(
     return _figure_data(figure)
 
 
-def _total(sample: dict[str, Any]) -> int:
+def total_working_set(sample: dict[str, Any]) -> int:
     if "total" in sample:
         return int(sample["total"]["working_set"])
     return sum(int(g["working_set"]) for g in sample["groups"].values())
@@ -266,7 +266,7 @@ def write_html(path: Path, context: dict[str, Any]) -> None:
     checks: list[Check] = context["checks"]
     rows = "".join(
         f"<tr class={'pass' if c.passed else 'fail'}><td>{html.escape(c.name)}</td>"
-        f"<td>{_fmt(c.value)}{c.unit}</td><td>{_fmt(c.limit)}{c.unit}</td>"
+        f"<td>{fmt(c.value)}{c.unit}</td><td>{fmt(c.limit)}{c.unit}</td>"
         f"<td>{'pass' if c.passed else 'FAIL'}</td></tr>"
         for c in checks
     )
@@ -329,5 +329,5 @@ tr.pass td:last-child{{color:#070}}img{{max-width:100%}}</style></head><body>
     )
 
 
-def _fmt(value: float) -> str:
+def fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 or value == int(value) else f"{value:.3g}"

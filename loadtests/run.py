@@ -363,7 +363,7 @@ class Run:
         memory = ""
         latest = sampler.latest()
         if latest:
-            total = report._total(latest)
+            total = report.total_working_set(latest)
             biggest = max(latest["groups"].items(), key=lambda item: item[1]["working_set"])
             memory = (
                 f"memory {total / MIB:.0f} MiB (+{self.uncounted // MIB} Grafana) of "
@@ -436,7 +436,7 @@ class Run:
             )
             for group in self.limits
         }
-        peak_total = max((report._total(s) for s in samples), default=0) + self.uncounted
+        peak_total = max((report.total_working_set(s) for s in samples), default=0) + self.uncounted
         last = samples[-1]["groups"] if samples else {}
         oom_kills = sum(g["oom_kills"] for g in last.values())
         limits = self.profile.thresholds
@@ -660,8 +660,8 @@ class Run:
         for check in checks:
             if not check.passed:
                 print(
-                    f"FAIL: {check.name}: {report._fmt(check.value)}{check.unit} (limit "
-                    f"{report._fmt(check.limit)}{check.unit})"
+                    f"FAIL: {check.name}: {report.fmt(check.value)}{check.unit} (limit "
+                    f"{report.fmt(check.limit)}{check.unit})"
                 )
         print(
             f"report: {self.run_dir / 'index.html'}  "
