@@ -32,7 +32,7 @@ UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 # The local stack's programs by the compose service they stand for. Both local PgBouncers
 # (1.24, and Debian's 1.18 for the tests) share PgBouncer's group. The Telegram Bot API
 # stand-in is Telegram, and Alertmanager stands in for Grafana's alerting: outside the budget.
-LOCAL_TO_COMPOSE = {
+LOCAL_TO_COMPOSE: dict[str, str] = {
     "postgres": "postgres",
     "pgbouncer": "pgbouncer",
     "pgbouncer-legacy": "pgbouncer",
@@ -44,6 +44,8 @@ LOCAL_TO_COMPOSE = {
     "pgbouncer-exporter": "pgbouncer-exporter",
     "node-exporter": "node-exporter",
 }
+# The compose services that have a group of their own here.
+GROUPS = tuple(sorted(set(LOCAL_TO_COMPOSE.values())))
 
 
 def parse_memory(text: str) -> int:
@@ -132,16 +134,9 @@ class MemoryCgroups:
         if group is None:
             yield
             return
-        memory_home, cpu_home = _own_group("memory"), _own_group("cpuacct")
-        _join(self.memory_dir(group))
-        if self.cpu_dir(group).is_dir():
-            _join(self.cpu_dir(group))
-        try:
+        cpu = self.cpu_dir(group)
+        with _inside(self.memory_dir(group), cpu if cpu.is_dir() else None):
             yield
-        finally:
-            _join(MEMORY_ROOT / memory_home.lstrip("/"))
-            if self.cpu_dir(group).is_dir():
-                _join(CPUACCT_ROOT / cpu_home.lstrip("/"))
 
     def sample(self, group: str | None = None) -> GroupSample:
         memory = self.memory_dir(group)
@@ -170,20 +165,11 @@ class MemoryCgroups:
         limit is enforced if the kernel OOM-kills it (and the group counts the kill)."""
         probe = self.memory_dir("oom-probe")
         self._make(probe, limit)
-        home = _own_group("memory")
-        allocate = (
-            "import time\nblocks = []\n"
-            f"for _ in range({4 * limit // 2**20}):\n"
-            "    blocks.append(bytearray(1 << 20))\n"
-            "print('allocated past the limit', flush=True)\n"
-        )
+        allocate = f"blocks = [bytearray(1 << 20) for _ in range({4 * limit // 2**20})]"
         try:
-            _join(probe)
-            try:
-                child = subprocess.Popen([sys.executable, "-c", allocate], stdout=subprocess.PIPE)
-            finally:
-                _join(MEMORY_ROOT / home.lstrip("/"))
-            child.communicate(timeout=60)
+            with _inside(probe, None):
+                child = subprocess.Popen([sys.executable, "-c", allocate])
+            child.wait(timeout=60)
             kills = _stat(probe / "memory.oom_control").get("oom_kill", 0)
             killed = child.returncode == -signal.SIGKILL and kills > 0
             detail = (
@@ -209,6 +195,22 @@ def _failures(memory: Path) -> int:
     total = int(_read(memory / "memory.failcnt"))
     memsw = memory / "memory.memsw.failcnt"
     return total + (int(_read(memsw)) if memsw.exists() else 0)
+
+
+@contextmanager
+def _inside(memory: Path, cpu: Path | None) -> Iterator[None]:
+    """This process in the given groups for the block (children forked meanwhile are born
+    there), then back in its own."""
+    homes = [(MEMORY_ROOT, _own_group("memory"))]
+    _join(memory)
+    if cpu is not None:
+        homes.append((CPUACCT_ROOT, _own_group("cpuacct")))
+        _join(cpu)
+    try:
+        yield
+    finally:
+        for root, home in homes:
+            _join(root / home.lstrip("/"))
 
 
 def _own_group(controller: str) -> str:

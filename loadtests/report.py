@@ -76,8 +76,9 @@ def _figure_data(figure: Any) -> str:
 
 
 def _shade(axis: Any, windows: list[tuple[str, float, float]], origin: float) -> None:
-    for name, start, end in windows:
-        colour = PHASE_COLOURS.get(name, "#eeeeee" if name[-1] in "02468" else "#f7f7f7")
+    for index, (name, start, end) in enumerate(windows):
+        # Capacity's steps have no colour of their own: alternate two greys.
+        colour = PHASE_COLOURS.get(name, ("#eeeeee", "#f7f7f7")[index % 2])
         axis.axvspan(start - origin, end - origin, color=colour, zorder=0)
 
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 
-from infra.cgroups import BUDGET_BYTES, LOCAL_TO_COMPOSE, MemoryCgroups, compose_limits
+from infra.cgroups import BUDGET_BYTES, GROUPS, MemoryCgroups, compose_limits
 from infra.processes import Placement, unplaced
 from infra.stack import LocalStack
 from infra.system import StackError
@@ -150,7 +150,7 @@ class Run:
         self.profile = profile
         self.run_dir = run_dir
         all_limits = compose_limits()
-        self.limits = {group: all_limits[group] for group in sorted(set(LOCAL_TO_COMPOSE.values()))}
+        self.limits = {group: all_limits[group] for group in GROUPS}
         self.uncounted = sum(all_limits[name] for name in NOT_RUN_HERE)
         # One set of groups per state directory: two checkouts never share (and empty) them.
         where = hashlib.sha1(str(args.state_dir.resolve()).encode()).hexdigest()[:8]
@@ -318,16 +318,10 @@ class Run:
             )
         started = time.time()
         jobs = {"backup": self.profile.backup_at, "drill": self.profile.drill_at}
-        plateau_start = (
-            started
-            + sum(
-                p.seconds
-                for p in self.profile.phases[
-                    : [p.name for p in self.profile.phases].index("plateau")
-                ]
-            )
-            if any(p.name == "plateau" for p in self.profile.phases)
-            else started
+        # Soak's jobs are timed from the plateau's start (the run's start if it has none).
+        plateau_start = next(
+            (start for name, start, _ in phase_windows(self.profile, started) if name == "plateau"),
+            started,
         )
         try:
             while locust.poll() is None:
@@ -673,9 +667,11 @@ def _tail_rows(path: Path, size: int = 32 * 1024) -> list[dict[str, str]]:
     """The last rows of a CSV file that grows all run (its header, then its last `size` bytes)."""
     with path.open() as handle:
         header = handle.readline()
-        handle.seek(max(handle.tell(), path.stat().st_size - size))
-        lines = handle.read().splitlines()[1:]  # the first may be cut
-    return list(csv.DictReader([header, *lines]))
+        tail = path.stat().st_size - size
+        cut = tail > handle.tell()
+        handle.seek(max(handle.tell(), tail))
+        lines = handle.read().splitlines()
+    return list(csv.DictReader([header, *lines[cut:]]))  # the first line read may be cut
 
 
 def _env_file(path: Path) -> dict[str, str]:

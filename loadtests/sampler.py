@@ -10,23 +10,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from infra.cgroups import LOCAL_TO_COMPOSE, GroupSample, MemoryCgroups
+from infra.cgroups import GROUPS, LOCAL_TO_COMPOSE, GroupSample, MemoryCgroups
 from infra.stack_state import Layout
 from loadtests.procfs import cpu_seconds, descendants
 
 
 class Source(Protocol):
-    def groups(self) -> list[str]: ...
-
     def sample(self, group: str) -> GroupSample: ...
 
 
 class CgroupSource:
     def __init__(self, cgroups: MemoryCgroups) -> None:
         self.cgroups = cgroups
-
-    def groups(self) -> list[str]:
-        return sorted(set(LOCAL_TO_COMPOSE.values()))
 
     def sample(self, group: str) -> GroupSample:
         return self.cgroups.sample(group)
@@ -38,9 +33,6 @@ class ProcessSource:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-
-    def groups(self) -> list[str]:
-        return sorted(set(LOCAL_TO_COMPOSE.values()))
 
     def sample(self, group: str) -> GroupSample:
         rss = shmem = 0
@@ -90,7 +82,7 @@ class Sampler(threading.Thread):
         while not self._stopping.is_set():
             at = time.time()
             groups = {}
-            for group in self.source.groups():
+            for group in GROUPS:
                 try:
                     groups[group] = asdict(self.source.sample(group))
                 except OSError:
