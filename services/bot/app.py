@@ -11,6 +11,7 @@ from aiogram import Bot, Dispatcher, Router
 from aiohttp import web
 
 from services.core.db import Database
+from services.core.schedule import Clock, system_clock
 
 from . import health
 from .handlers import create_router
@@ -25,12 +26,14 @@ DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 PROCESSOR_KEY = web.AppKey("processor", UpdateProcessor)
 
 
-def create_dispatcher(settings: BotSettings, routers: Sequence[Router] = ()) -> Dispatcher:
-    """The handlers; tests put routers of their own first."""
+def create_dispatcher(
+    settings: BotSettings, routers: Sequence[Router] = (), clock: Clock = system_clock
+) -> Dispatcher:
+    """The handlers; tests put routers of their own first, and may set the clock."""
     # No finite-state machine: a conversation's state lives in the database (tickets,
     # bookings), not in a process's memory that a restart or a second process would lose.
     dispatcher = Dispatcher(disable_fsm=True)
-    dispatcher.include_routers(*routers, create_router(settings))
+    dispatcher.include_routers(*routers, create_router(settings, clock))
     return dispatcher
 
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import islice
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -25,7 +23,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from services.core.db import UnitOfWork
 from services.core.errors import Conflict
 from services.core.repositories.booking import reminder_key
-from services.core.schedule import BusinessHours, business_hours
+from services.core.schedule import BusinessHours, Clock, business_hours, free_slots
 
 from .replies import Replies
 from .settings import BotSettings
@@ -63,19 +61,15 @@ class Calendar:
     def zone(self) -> str:
         return self.hours.timezone
 
-    def _days(self, now: datetime) -> list[date]:
+    def horizon(self, now: datetime) -> list[date]:
+        """The days offered: today on the business's wall clock and the ones after it."""
         today = now.astimezone(self.hours.zone).date()
         return [today + timedelta(days=n) for n in range(self.days)]
-
-    def slots(self, now: datetime) -> Iterator[datetime]:
-        """Every slot start after `now` within the horizon, in order."""
-        for day in self._days(now):
-            yield from (start for start in self.hours.day_slots(day) if start > now)
 
     def is_slot(self, start: datetime, now: datetime) -> bool:
         """Whether `start` is a slot of the grid that can still be booked."""
         day = start.astimezone(self.hours.zone).date()
-        return start > now and day in self._days(now) and start in self.hours.day_slots(day)
+        return start > now and day in self.horizon(now) and start in self.hours.day_slots(day)
 
     def local(self, moment: datetime) -> datetime:
         return self.hours.local(moment)
@@ -91,41 +85,19 @@ async def current_hours(uow: UnitOfWork) -> BusinessHours:
         return BusinessHours()
 
 
-def _unbooked(
-    starts: list[datetime], step: timedelta, busy: list[tuple[datetime, datetime]]
-) -> Iterator[datetime]:
-    """The starts whose slot no busy interval overlaps. Both lists are in start order, so
-    one pass over each does (what ended before a slot cannot touch a later one)."""
-    first = 0
-    for start in starts:
-        end = start + step
-        while first < len(busy) and busy[first][1] <= start:
-            first += 1
-        for taken, ends in islice(busy, first, None):
-            if taken >= end:  # it, and every one after it, starts after this slot
-                yield start
-                break
-            if ends > start:  # overlaps
-                break
-        else:
-            yield start
-
-
 class Booking:
-    def __init__(self, settings: BotSettings) -> None:
+    def __init__(self, settings: BotSettings, clock: Clock) -> None:
         self.settings = settings
+        # Read once per update, so every check in it sees the same moment.
+        self._clock = clock
 
     async def _calendar(self, uow: UnitOfWork) -> Calendar:
         return Calendar(await current_hours(uow), self.settings.booking_days)
 
     async def _free(self, uow: UnitOfWork, calendar: Calendar, now: datetime) -> list[datetime]:
-        """The first free slot starts: no live appointment overlaps them."""
-        starts = list(calendar.slots(now))
-        if not starts:
-            return []
-        step = calendar.step
-        busy = await uow.appointments.busy(starts[0], starts[-1] + step)
-        return list(islice(_unbooked(starts, step, busy), MAX_SLOTS_SHOWN))
+        """The first free slot starts of the days offered."""
+        days = calendar.horizon(now)
+        return await free_slots(uow, calendar.hours, days, now, limit=MAX_SLOTS_SHOWN)
 
     def _offer(
         self, language: str, calendar: Calendar, free: list[datetime]
@@ -159,7 +131,7 @@ class Booking:
     ) -> None:
         if user_id is None:
             return
-        now = datetime.now(UTC)
+        now = self._clock()
         # Offered nothing they could not book.
         limit = self._limit(language, len(await uow.appointments.upcoming(user_id, now)))
         if limit is not None:
@@ -180,7 +152,7 @@ class Booking:
         replies.call(AnswerCallbackQuery(callback_query_id=query.id))
         if user_id is None:  # our buttons are only in private chats
             return
-        now = datetime.now(UTC)
+        now = self._clock()
         calendar = await self._calendar(uow)
         match = BOOK_DATA.fullmatch(query.data or "")
         start = datetime.fromtimestamp(int(match[1]), UTC) if match else None
@@ -270,7 +242,7 @@ class Booking:
         if user_id is None:
             return
         calendar = await self._calendar(uow)
-        listed = await self._listing(uow, calendar, user_id, language, datetime.now(UTC))
+        listed = await self._listing(uow, calendar, user_id, language, self._clock())
         replies.add(message.chat.id, *listed)
 
     async def cancel(
@@ -284,7 +256,7 @@ class Booking:
         replies.call(AnswerCallbackQuery(callback_query_id=query.id))
         if user_id is None:
             return
-        now = datetime.now(UTC)
+        now = self._clock()
         match = CANCEL_DATA.fullmatch(query.data or "")
         starts_at = await _cancel(uow, int(match[1]), user_id, now) if match else None
         calendar = await self._calendar(uow)
@@ -324,8 +296,8 @@ def _show(
     )
 
 
-def router(settings: BotSettings) -> Router:
-    booking = Booking(settings)
+def router(settings: BotSettings, clock: Clock) -> Router:
+    booking = Booking(settings, clock)
     router = Router(name="booking")
     router.message.register(booking.book, Command("book"), F.chat.type == "private")
     router.message.register(booking.my, Command("my"), F.chat.type == "private")

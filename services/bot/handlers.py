@@ -12,6 +12,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
 from services.core.db import UnitOfWork
+from services.core.schedule import Clock, system_clock
 
 from . import booking, payments, support, support_staff
 from .profile import load_profile
@@ -64,14 +65,15 @@ async def unknown(message: Message, replies: Replies, language: str) -> None:
     replies.add(message.chat.id, text(language, Text.UNKNOWN))
 
 
-def create_router(settings: BotSettings) -> Router:
-    """A new router each time: aiogram attaches a router to one dispatcher only."""
+def create_router(settings: BotSettings, clock: Clock = system_clock) -> Router:
+    """A new router each time: aiogram attaches a router to one dispatcher only. `clock` tells
+    the bookings what time it is (a test sets it)."""
     router = Router(name="commands")
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
     router.message.register(profile, Command("profile"))
     router.include_routers(
-        booking.router(settings),
+        booking.router(settings, clock),
         payments.router(settings),
         support.router(settings),
         support_staff.router(settings),

@@ -1,11 +1,14 @@
 """Business hours: when appointments can be booked. One runtime setting, `booking.hours`,
 read by the bot's /book and the admin API's free slots, and changed by admins through the
-admin API without a restart."""
+admin API without a restart; and which of their slots are free, asked by both.
+
+Nothing here reads the clock: callers pass `now`, so a test decides what time it is."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,6 +18,13 @@ from .errors import Conflict
 from .schema import RuntimeSetting
 
 HOURS_SETTING = "booking.hours"
+
+# What time it is: the system's clock in the services, one a test sets in the tests.
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class BusinessHours(BaseModel):
@@ -75,3 +85,42 @@ async def business_hours(uow: UnitOfWork) -> BusinessHours:
     except ValidationError as error:
         message = error.errors()[0]["msg"]
         raise Conflict(f"runtime setting {HOURS_SETTING} is invalid: {message}") from error
+
+
+async def free_slots(
+    uow: UnitOfWork,
+    hours: BusinessHours,
+    days: Iterable[date],
+    now: datetime,
+    *,
+    resource: str = "default",
+    limit: int | None = None,
+) -> list[datetime]:
+    """The starts of the free slots of `days`, in order (at most `limit`): still ahead of
+    `now` (a slot that has begun or passed is never free, whatever the day asked for) and
+    overlapped by no live appointment."""
+    starts = [start for day in days for start in hours.day_slots(day) if start > now]
+    if not starts:
+        return []
+    busy = await uow.appointments.busy(starts[0], starts[-1] + hours.step, resource)
+    return list(islice(_unbooked(starts, hours.step, busy), limit))
+
+
+def _unbooked(
+    starts: list[datetime], step: timedelta, busy: list[tuple[datetime, datetime]]
+) -> Iterator[datetime]:
+    """The starts whose slot no busy interval overlaps. Both lists are in start order, so
+    one pass over each does (what ended before a slot cannot touch a later one)."""
+    first = 0
+    for start in starts:
+        end = start + step
+        while first < len(busy) and busy[first][1] <= start:
+            first += 1
+        for taken, ends in islice(busy, first, None):
+            if taken >= end:  # it, and every one after it, starts after this slot
+                yield start
+                break
+            if ends > start:  # overlaps
+                break
+        else:
+            yield start

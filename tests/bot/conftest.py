@@ -33,6 +33,7 @@ from services.bot.settings import BotSettings
 from services.bot.telegram import create_bot
 from services.bot.webhook import register_webhook
 from services.core.db import Database, UnitOfWork
+from services.core.schedule import Clock, system_clock
 from services.telegram_api import TelegramAPISettings, TelegramServer
 from services.telegram_api.bot import CallRecord
 from tests.conftest import database_settings
@@ -120,18 +121,21 @@ StartBot = Callable[..., Awaitable[RunningBot]]
 async def start_bot(server: TelegramServer, database: Database) -> AsyncIterator[StartBot]:
     """Starts the bot's webhook server on a free port and registers it with the local Bot API
     (setWebhook and setMyCommands, validated in strict mode). Options: routers put before the
-    bot's own, and settings overrides."""
+    bot's own, the clock the bookings read (the system's by default), and settings
+    overrides."""
     runners: list[web.AppRunner] = []
     bots: list[Bot] = []
 
-    async def start(routers: Sequence[Router] = (), **overrides: Any) -> RunningBot:
+    async def start(
+        routers: Sequence[Router] = (), clock: Clock = system_clock, **overrides: Any
+    ) -> RunningBot:
         settings = BotSettings(
             token=TOKEN, api_url=server.url, webhook_port=0, webhook_secret=SECRET, **overrides
         )
         metrics = BotMetrics(database.metrics.registry)
         bot = create_bot(settings, metrics)
         bots.append(bot)
-        dispatcher = create_dispatcher(settings, routers)
+        dispatcher = create_dispatcher(settings, routers, clock)
         runner = web.AppRunner(create_app(settings, database, bot, metrics, dispatcher))
         await runner.setup()
         runners.append(runner)

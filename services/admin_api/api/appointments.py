@@ -3,7 +3,7 @@ the outbox), and the free slots of a day."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlmodel import col
 
+from services.core import schedule
 from services.core.db import UnitOfWork
 from services.core.errors import Conflict, NotFound
 from services.core.notices import Notice
@@ -69,29 +70,13 @@ async def free_slots(
     resource: Annotated[str, Query(max_length=64, pattern=NO_NUL)] = "default",
 ) -> list[Slot]:
     """Slots of the day (business hours from the `booking.hours` setting, in its time zone;
-    the bot's /book offers the same) that no live appointment overlaps."""
+    the bot's /book offers the same) that have not begun and that no live appointment
+    overlaps."""
     async with database.unit_of_work() as uow:
         hours = await business_hours(uow)
-        starts = list(hours.day_slots(day))
-        if not starts:
-            return []
-        opens, closes = starts[0], starts[-1] + hours.step
-        taken = (
-            await uow.session.execute(
-                sa.select(col(Appointment.starts_at), col(Appointment.ends_at)).where(
-                    col(Appointment.resource) == resource,
-                    col(Appointment.status) != AppointmentStatus.CANCELLED,
-                    col(Appointment.starts_at) < closes,
-                    col(Appointment.ends_at) > opens,
-                )
-            )
-        ).all()
-    slots = []
-    for start in starts:
-        end = start + hours.step
-        if not any(busy_start < end and busy_end > start for busy_start, busy_end in taken):
-            slots.append(Slot(starts_at=start, ends_at=end))
-    return slots
+        now = datetime.now(UTC)
+        starts = await schedule.free_slots(uow, hours, [day], now, resource=resource)
+    return [Slot(starts_at=start, ends_at=start + hours.step) for start in starts]
 
 
 @router.post(
