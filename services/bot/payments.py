@@ -135,28 +135,38 @@ async def pre_checkout(
     query: PreCheckoutQuery, uow: UnitOfWork, language: str, replies: Replies
 ) -> None:
     """Telegram asks before charging: only an invoice whose product is still on sale at the
-    price it showed may be paid."""
+    price it showed may be paid, and only while purchases are not paused."""
+    reason = await _refusal(uow, query)
+    if reason is not None:
+        log.info(
+            "pre-checkout %s refused (%s): payload %r", query.id, reason, query.invoice_payload
+        )
+        replies.call(refuse(query, language, reason))
+        return
+    replies.call(AnswerPreCheckoutQuery(pre_checkout_query_id=query.id, ok=True))
+
+
+async def _refusal(uow: UnitOfWork, query: PreCheckoutQuery) -> Text | None:
+    """Why the query must be refused, or None when it may be paid."""
+    if not await enabled(uow, PAYMENTS):
+        return Text.CHECKOUT_PAUSED
     parsed = _parse_payload(query.invoice_payload)
     product = await uow.products.find(parsed[0]) if parsed else None
     payable = (
-        await enabled(uow, PAYMENTS)
-        and parsed is not None
+        parsed is not None
         and product is not None
         and product.is_active
         and query.currency == STARS
         and product.price_stars == parsed[1] == query.total_amount
     )
-    if not payable:
-        log.info("pre-checkout %s refused: payload %r", query.id, query.invoice_payload)
-        replies.call(
-            AnswerPreCheckoutQuery(
-                pre_checkout_query_id=query.id,
-                ok=False,
-                error_message=text(language, Text.CHECKOUT_CHANGED),
-            )
-        )
-        return
-    replies.call(AnswerPreCheckoutQuery(pre_checkout_query_id=query.id, ok=True))
+    return None if payable else Text.CHECKOUT_CHANGED
+
+
+def refuse(query: PreCheckoutQuery, language: str, reason: Text) -> AnswerPreCheckoutQuery:
+    """The answer that fails the payment, telling the user why (Telegram shows it)."""
+    return AnswerPreCheckoutQuery(
+        pre_checkout_query_id=query.id, ok=False, error_message=text(language, reason)
+    )
 
 
 async def paid(

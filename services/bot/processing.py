@@ -31,6 +31,7 @@ from services.core.errors import DatabaseUnavailable, InvalidInput
 from services.core.schema import Direction, User
 
 from .metrics import Outcome
+from .payments import refuse
 from .replies import Call, Replies
 from .texts import Text, language_of, text
 from .throttle import Throttle, Verdict
@@ -155,7 +156,7 @@ class UpdateProcessor:
             )
         language = language_of(sender.language_code if sender else None)
         if blocked:
-            return await self._blocked(uow, update, user_id, language)
+            return await self._blocked(uow, update, user_id, language, replies)
         if update_type(update) == "unknown":
             # A type newer than this aiogram: nothing handles it (and aiogram would log its
             # whole content, user text included). Recorded, so it is not delivered again.
@@ -202,11 +203,16 @@ class UpdateProcessor:
         )
 
     async def _blocked(
-        self, uow: UnitOfWork, update: Update, user_id: int | None, language: str
+        self, uow: UnitOfWork, update: Update, user_id: int | None, language: str, replies: Replies
     ) -> Outcome:
         """Staff blocked the user: the update is recorded and ignored (no reply, no booking,
-        no ticket). A payment Telegram already charged is still applied, since money must
-        never be lost, and logged for staff; its receipt is not sent."""
+        no ticket). A payment they start is refused at once (unanswered, Telegram would fail
+        it only after its timeout, with a generic error). A payment Telegram already charged
+        is still applied, since money must never be lost, and logged for staff; its receipt
+        is not sent."""
+        if update.pre_checkout_query is not None:
+            refusal = refuse(update.pre_checkout_query, language, Text.CHECKOUT_BLOCKED)
+            replies.call(refusal)
         message = update.message
         if message is not None and message.successful_payment is not None:
             log.warning(

@@ -62,6 +62,8 @@ class Text(StrEnum):
     PRODUCT_BUTTON = "product_button"
     PRODUCT_GONE = "product_gone"
     CHECKOUT_CHANGED = "checkout_changed"
+    CHECKOUT_PAUSED = "checkout_paused"
+    CHECKOUT_BLOCKED = "checkout_blocked"
     PAID = "paid"
 
 
@@ -125,6 +127,9 @@ ENGLISH = {
     Text.PRODUCT_GONE: "This package is not for sale any more. Send /buy to see what is.",
     Text.CHECKOUT_CHANGED: "This package changed since the invoice was sent. Send /buy for a new "
     "one; you were not charged.",
+    Text.CHECKOUT_PAUSED: "Purchases are paused right now; you were not charged. Please try "
+    "again later.",
+    Text.CHECKOUT_BLOCKED: "Purchases are not available for your account; you were not charged.",
     Text.PAID: "Payment received: {credits} credits added. Your balance: {balance}.",
 }
 
@@ -189,6 +194,8 @@ RUSSIAN = {
     Text.PRODUCT_GONE: "Этот пакет больше не продаётся. Отправьте /buy, чтобы увидеть, что есть.",
     Text.CHECKOUT_CHANGED: "Пакет изменился после отправки счёта. Отправьте /buy за новым; "
     "деньги не списаны.",
+    Text.CHECKOUT_PAUSED: "Покупки сейчас приостановлены; деньги не списаны. Попробуйте позже.",
+    Text.CHECKOUT_BLOCKED: "Покупки для вашей учётной записи недоступны; деньги не списаны.",
     Text.PAID: "Оплата получена: добавлено {credits} кредитов. Ваш баланс: {balance}.",
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from services.bot.texts import Text, text
 from services.telegram_api import TelegramServer
 
 from .conftest import StartBot, count, eventually
@@ -61,6 +62,25 @@ async def test_a_blocked_users_updates_are_recorded_and_ignored_but_payments_kep
     assert payment is not None and (payment["amount"], payment["credits"]) == (50, 100)
     assert await owner.fetchval("SELECT credits FROM users WHERE telegram_id = $1", USER) == 100
     assert len(bot.texts(USER)) == said_before
+
+
+async def test_a_blocked_users_payment_is_refused_at_once_with_a_reason(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot()
+    product_id = await _product(owner, "blocked-checkout", price=50, credits=100)
+    invoice_id = await _invoice(bot, server, product_id)  # the invoice came before the block
+    await owner.execute("UPDATE users SET is_blocked = true WHERE telegram_id = $1", USER)
+    blocked_before = bot.updates("blocked", "pre_checkout_query")
+
+    server.control.pay_invoice(USER, invoice_id)
+    await eventually(lambda: bot.updates("blocked", "pre_checkout_query") == blocked_before + 1)
+    # Answered with the update, not left to Telegram's timeout.
+    answers = [call.params for call in server.control.calls(USER, "answerPreCheckoutQuery")]
+    refused = [(answer["ok"], answer.get("error_message")) for answer in answers]
+    assert refused == [(False, text("en", Text.CHECKOUT_BLOCKED))]
+    assert await count(owner, "SELECT count(*) FROM payments") == 0
+    assert not any(shown.successful_payment for shown in server.control.messages(USER))
 
 
 async def test_the_payments_flag_pauses_buying(

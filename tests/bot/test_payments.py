@@ -365,3 +365,24 @@ async def test_a_throttled_user_can_still_pay(
     assert _checkout_answers(server)[0]["ok"] is True
     assert await count(owner, "SELECT count(*) FROM payments") == 1
     assert await _balance(owner) == 100
+
+
+async def test_an_invoice_paid_while_purchases_are_paused_is_refused_as_paused(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot()
+    product_id = await _product(owner, "starter", price=50, credits=100)
+    invoice_id = await _invoice(bot, server, product_id)  # sent before staff paused them
+    await owner.execute(
+        "INSERT INTO feature_flags (key, enabled, description) "
+        "VALUES ('payments.enabled', false, '')"
+    )
+
+    server.control.pay_invoice(USER, invoice_id)
+    await eventually(lambda: len(_checkout_answers(server)) == 1)
+    answer = _checkout_answers(server)[0]
+    assert answer["ok"] is False
+    assert answer["error_message"] == text("en", Text.CHECKOUT_PAUSED)
+    assert answer["error_message"].startswith("Purchases are paused")
+    assert await count(owner, "SELECT count(*) FROM payments") == 0
+    assert not any(shown.successful_payment for shown in server.control.messages(USER))
