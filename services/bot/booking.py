@@ -289,6 +289,10 @@ def _show(
     if message is None:  # a button of an inline-mode message: never one of ours
         replies.add(query.from_user.id, said, markup)
         return
+    if isinstance(message, Message) and message.text == said and message.reply_markup == markup:
+        # It says so already (the same stale press again): Telegram refuses an edit that
+        # changes nothing.
+        return
     replies.call(
         EditMessageText(
             chat_id=message.chat.id, message_id=message.message_id, text=said, reply_markup=markup

@@ -381,6 +381,34 @@ async def test_past_misaligned_out_of_hours_and_forged_slots_are_gone(
     assert _answered(server) == [True] * 10
 
 
+async def test_a_stale_slot_pressed_again_sends_no_edit_that_changes_nothing(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    bot = await start_bot(booking_days=DAYS)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    stale = f"book:{int(yesterday.timestamp())}"
+    offer = await _command(server, USER, "/book")
+    gone = await _press(server, USER, offer, stale, forged=True)
+    assert gone.text == text("en", Text.BOOK_GONE)
+
+    # Pressed again: Telegram sends the message as it is now, which says so already.
+    _push_press(server, USER, gone, stale, None)
+    await eventually(lambda: len(_answered(server)) == 2)
+
+    assert _answered(server) == [True, True]
+    edits = server.control.calls(USER, "editMessageText")
+    assert [call.ok for call in edits] == [True]
+    assert _shown(server, USER, offer.message_id).text == text("en", Text.BOOK_GONE)
+    refused = [
+        sample
+        for metric in bot.metrics.registry.collect()
+        if metric.name == "bot_telegram_api_calls"
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["result"] != "ok" and sample.value
+    ]
+    assert refused == []
+
+
 async def test_a_user_holds_at_most_the_allowed_number_of_bookings(
     start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
 ) -> None:
