@@ -123,6 +123,9 @@ class LocalStack:
                 **self._environment(credentials, state),
                 **self.service_env,
             }
+            # The bot's support topics go to the staff group Alertmanager posts to, unless
+            # the operator names one (set and empty: the bot runs without a staff group).
+            environment.setdefault("BOT_STAFF_CHAT_ID", str(DEFAULT_STAFF_CHAT_ID))
             runtime = prepare_runtime(self.paths, self._user)
             for service in self._app_services(state):
                 service.start(environment, runtime, self.placement)
