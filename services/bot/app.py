@@ -13,7 +13,7 @@ from aiohttp import web
 from services.core.db import Database
 from services.core.schedule import Clock, system_clock
 
-from . import health
+from . import health, support
 from .handlers import create_router
 from .metrics import BotMetrics
 from .outbox import OutboxLimits, OutboxWorker
@@ -49,7 +49,8 @@ def create_app(
     app = web.Application()
     worker = None
     if settings.outbox_delivery:
-        worker = OutboxWorker(database, bot, metrics, outbox_limits(settings))
+        tasks = support.outbox_tasks(settings, database, bot)
+        worker = OutboxWorker(database, bot, metrics, outbox_limits(settings), tasks)
         app.cleanup_ctx.append(_delivering(worker))
     processor = UpdateProcessor(
         database, dispatcher, bot, throttle, worker.wake if worker else lambda: None

@@ -6,6 +6,11 @@ the future, then sent, then marked in another transaction. A bot that dies in be
 those rows again once the lease runs out: delivery is at least once, never lost. The outbox
 is polled (LISTEN/NOTIFY does not work through PgBouncer in transaction mode), and woken at
 once when this process queued something itself.
+
+Besides Bot API calls and notices, a row may name one of the bot's own tasks: work that must
+follow a commit (a new user's support topic, support.py). The task runs in the row's place,
+with a call's retries: Telegram's 429 and network errors try again, a task that cannot be
+done gives up.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -34,7 +40,7 @@ from pydantic import ValidationError
 from sqlmodel import col
 
 from services.core.db import Database
-from services.core.errors import DatabaseUnavailable
+from services.core.errors import Conflict, DatabaseUnavailable, NotFound
 from services.core.repositories.outbox import NOTICE_METHOD
 from services.core.schema import Direction, OutboxMessage, OutboxStatus, User
 
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 
 LAST_ERROR_MAX = 1024
 MESSAGE_MAX = 4096  # Telegram's limit on a message's text
+# A task the bot runs for an outbox row, given the row's payload.
+Task = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -122,10 +130,16 @@ def _worded(payload: dict[str, Any]) -> SendMessage:
 
 class OutboxWorker:
     def __init__(
-        self, database: Database, bot: Bot, metrics: BotMetrics, limits: OutboxLimits
+        self,
+        database: Database,
+        bot: Bot,
+        metrics: BotMetrics,
+        limits: OutboxLimits,
+        tasks: Mapping[str, Task] | None = None,
     ) -> None:
         self._database = database
         self._bot = bot
+        self._tasks = dict(tasks or {})
         self.metrics = metrics
         self._limits = limits
         self._next_any = 0.0
@@ -235,9 +249,16 @@ class OutboxWorker:
             await asyncio.sleep(start - now)
 
     async def _deliver(self, message: _Claimed) -> None:
+        said = None
+        result: object = None
         try:
-            call = _call(message.method, message.payload)
-            result = await self._bot(call)
+            task = self._tasks.get(message.method)
+            if task is not None:
+                await task(message.payload)
+            else:
+                call = _call(message.method, message.payload)
+                result = await self._bot(call)
+                said = getattr(call, "text", None)
         except TelegramRetryAfter as error:
             # Telegram says when: the row waits exactly that long, and so does the chat.
             self._next_in_chat[message.chat_id] = (
@@ -247,7 +268,7 @@ class OutboxWorker:
         except TelegramForbiddenError as error:
             # Blocked by the user (or kicked from the chat): retrying cannot help.
             await self._give_up(message, str(error), deactivate=True)
-        except (TelegramBadRequest, ValidationError, ValueError) as error:
+        except (TelegramBadRequest, ValidationError, ValueError, NotFound, Conflict) as error:
             await self._give_up(message, str(error))
         except TelegramAPIError as error:  # network trouble, Telegram's 5xx
             if message.attempts >= self._limits.max_attempts:
@@ -255,7 +276,7 @@ class OutboxWorker:
             else:
                 await self._retry(message, 2.0**message.attempts, str(error))
         else:
-            await self._sent(message, result, getattr(call, "text", None))
+            await self._sent(message, result, said)
 
     async def _sent(self, message: _Claimed, result: object, said: str | None) -> None:
         async with self._database.unit_of_work() as uow:

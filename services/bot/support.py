@@ -8,8 +8,12 @@ photo or file) are added to it; a resolved ticket reopens. /close closes it. Wit
 ticket, messages go on to the catch-all answer.
 
 The staff group (settings.staff_chat_id, a forum supergroup): each user gets one topic,
-created the first time one of their messages needs it; what staff do there is
-support_staff.py. Without a staff group, tickets are answered through the admin API only.
+created the first time one of their messages needs it and stored at once in a transaction of
+its own, so an update that fails later does not make a second one when Telegram redelivers
+it. A new user's first update cannot store it so (their row commits only with that update):
+it queues the topic in the outbox instead, and the bot makes it right after the commit. What
+staff do there is support_staff.py. Without a staff group, tickets are answered through the
+admin API only.
 
 Everything the user or the staff group must get goes through the outbox, in the update's
 transaction; the staff member's own command is answered in the topic after the commit. Copies
@@ -21,6 +25,8 @@ has no language of its own); answers to a staff member's command are in theirs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
@@ -29,7 +35,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import ForumTopic, Message
 
 from services.core.db import Database, UnitOfWork
-from services.core.errors import Conflict
+from services.core.errors import CoreError
 from services.core.schema import Ticket, TicketMessage, TicketStatus, User
 
 from .replies import Replies
@@ -40,8 +46,10 @@ from .texts import FALLBACK, Text, text
 log = logging.getLogger(__name__)
 
 TOPIC_NAME_MAX = 128
-# What forum_topics' foreign key to users is called: refused while the user's row is new.
-TOPIC_USER_KEY = "fk_forum_topics_user_id_users"
+# The outbox method of a topic the bot makes after a new user's first update commits: not a
+# Bot API method, the outbox worker runs Support.catch_up for it.
+TOPIC_TASK = "supportTopic"
+OutboxTask = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def ticket_content(message: Message) -> dict[str, str] | bool:
@@ -163,7 +171,7 @@ class Support:
         user = await uow.users.get(user_id)
         thread = await uow.tickets.topic(user_id, self._staff_chat_id)
         if thread is None:
-            thread = await self._create_topic(uow, bot, database, user)
+            thread = await self._create_topic(uow, bot, database, user, ticket)
             if thread is None:
                 return
             announce = True
@@ -196,29 +204,62 @@ class Support:
             )
 
     async def _create_topic(
-        self, uow: UnitOfWork, bot: Bot, database: Database, user: User
+        self, uow: UnitOfWork, bot: Bot, database: Database, user: User, ticket: Ticket
     ) -> int | None:
         """Creates the user's topic (the one Bot API call a handler makes itself) and stores
         it at once in its own transaction: if this update fails later, its redelivery finds
-        the topic instead of creating a second one. None when the group refuses topics."""
+        the topic instead of creating a second one. None when there is no topic yet: the group
+        refuses topics, or the user is new and theirs comes after this update commits."""
         assert self._staff_chat_id is not None and user.id is not None
         topic: ForumTopic | None = None
         try:
             # Its connection is taken first: with the pool exhausted the update fails before
             # Telegram has a topic that nothing records.
             async with database.unit_of_work() as own:
+                if await own.session.get(User, user.id) is None:
+                    await self._after_commit(uow, user.id, ticket)
+                    return None
                 topic = await self._new_topic(bot, user)
                 if topic is None:
                     return None
                 return await own.tickets.save_topic(
                     user.id, self._staff_chat_id, topic.message_thread_id
                 )
-        except Conflict as error:
-            if topic is None or error.constraint != TOPIC_USER_KEY:
-                raise
-        # The user's first update: their row commits with this update, and the topic's row
-        # can only commit with it (a failure of this update loses both).
-        return await uow.tickets.save_topic(user.id, self._staff_chat_id, topic.message_thread_id)
+        except CoreError as error:
+            if topic is not None:
+                log.error(
+                    "support topic %s of user %s created in chat %s but not stored: %s",
+                    topic.message_thread_id,
+                    user.id,
+                    self._staff_chat_id,
+                    error,
+                )
+            raise
+
+    async def _after_commit(self, uow: UnitOfWork, user_id: int, ticket: Ticket) -> None:
+        """The user's row is new in this update: a topic stored now would refer to no user,
+        and one kept only in this update's transaction is lost with it while Telegram keeps
+        the topic (a redelivery made another). Queued with the update instead, it is made
+        once the update commits; an update that fails queues nothing."""
+        assert self._staff_chat_id is not None
+        log.info("support topic of new user %s: made after their first update commits", user_id)
+        await uow.outbox.enqueue_call(
+            self._staff_chat_id,
+            TOPIC_TASK,
+            {"user_id": user_id, "ticket_id": ticket.id},
+            dedup_key=f"support-topic:{user_id}",
+        )
+
+    async def catch_up(self, bot: Bot, database: Database, payload: dict[str, Any]) -> None:
+        """The outbox's TOPIC_TASK: the user's topic, with the ticket's introduction and its
+        messages so far (their dedup keys copy each once, however often this runs)."""
+        user_id, ticket_id = int(payload["user_id"]), int(payload["ticket_id"])
+        async with database.unit_of_work() as uow:
+            # Locked as the user's own updates lock it: their next message waits for this
+            # topic instead of making another.
+            ticket = await uow.tickets.get(ticket_id, lock=True)
+            messages = await uow.tickets.user_messages(ticket)
+            await self._to_staff(uow, bot, database, user_id, ticket, messages, announce=True)
 
     async def _new_topic(self, bot: Bot, user: User) -> ForumTopic | None:
         assert self._staff_chat_id is not None
@@ -238,6 +279,16 @@ class Support:
         await uow.outbox.enqueue(
             self._staff_chat_id, said, dedup_key=dedup_key, extra={"message_thread_id": thread}
         )
+
+
+def outbox_tasks(settings: BotSettings, database: Database, bot: Bot) -> dict[str, OutboxTask]:
+    """What the outbox worker runs for support's own outbox methods."""
+    support = Support(settings.staff_chat_id)
+
+    async def topic(payload: dict[str, Any]) -> None:
+        await support.catch_up(bot, database, payload)
+
+    return {TOPIC_TASK: topic}
 
 
 def router(settings: BotSettings) -> Router:

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 from aiogram import Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command
@@ -327,6 +328,32 @@ async def test_an_update_failing_after_the_topic_was_created_does_not_create_ano
     assert _topic(server, thread)[1:] == ["/support The app crashes"]
 
 
+async def test_a_new_users_first_support_failing_once_makes_one_topic_after_the_user(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    failures: list[str] = []
+    bot = await start_bot([_fails_once_after_support(failures)], **FAST)
+    # Their first message: the user's row is written by this very update.
+    server.control.send_text(USER, "/support The app crashes", first_name="Ann")
+    await eventually(lambda: len(bot.texts(USER)) == 1)  # after the redelivery
+    await eventually(lambda: len(_topics_created(server)) == 1)
+    thread = _topics_created(server)[0]
+    await eventually(lambda: "/support The app crashes" in _topic(server, thread))
+
+    assert failures == ["failed after the topic was created"]
+    assert bot.updates("failed") == 1
+    assert len(server.control.calls(STAFF_CHAT, "createForumTopic")) == 1
+    ticket = (await _ticket(owner))["id"]
+    assert bot.texts(USER) == [text("en", Text.SUPPORT_OPENED, ticket=ticket)]
+    assert await count(owner, "SELECT count(*) FROM forum_topics") == 1
+    assert await count(owner, "SELECT count(*) FROM tickets") == 1
+    assert _topic(server, thread)[0].startswith(f"Ticket #{ticket} from Ann")
+    assert _topic(server, thread)[1:] == ["/support The app crashes"]
+    # No statement was refused: the topic's row never came before its user's.
+    refused = bot.metrics.registry.get_sample_value("db_errors_total", {"kind": "conflict"})
+    assert not refused
+
+
 async def test_a_group_refusing_topics_loses_nothing_and_the_topic_catches_up_later(
     start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
 ) -> None:
@@ -348,18 +375,25 @@ async def test_a_group_refusing_topics_loses_nothing_and_the_topic_catches_up_la
     assert bot.updates("failed") == 0
 
 
+@pytest.mark.parametrize("known", [True, False], ids=["known-user", "new-user"])
 async def test_telegram_asking_to_wait_delays_the_topic_without_doubling_it(
-    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection, known: bool
 ) -> None:
     bot = await start_bot(**FAST)
+    if known:
+        server.control.send_text(USER, "/start")
+        await eventually(lambda: len(bot.texts(USER)) == 1)
     server.control.inject_fault("createForumTopic", "retry_after", retry_after=1)
     thread = await _open_with_topic(bot, server, "/support Slow day?")
 
-    assert bot.updates("failed") == 1  # redelivered by Telegram, then applied once
+    # A known user's update fails and Telegram redelivers it; a new user's topic is made
+    # after their update commits, and the outbox tries again.
+    assert bot.updates("failed") == (1 if known else 0)
     assert len(server.control.calls(STAFF_CHAT, "createForumTopic")) == 2  # refused, then made
     assert len(_topics_created(server)) == 1
     assert _topic(server, thread)[1:] == ["/support Slow day?"]
-    assert bot.texts(USER) == [text("en", Text.SUPPORT_OPENED, ticket=(await _ticket(owner))["id"])]
+    opened = text("en", Text.SUPPORT_OPENED, ticket=(await _ticket(owner))["id"])
+    assert bot.texts(USER)[known:] == [opened]
 
 
 async def test_without_a_staff_group_tickets_still_work(
