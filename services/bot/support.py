@@ -25,7 +25,6 @@ has no language of its own); answers to a staff member's command are in theirs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -38,6 +37,7 @@ from services.core.db import Database, UnitOfWork
 from services.core.errors import CoreError
 from services.core.schema import Ticket, TicketMessage, TicketStatus, User
 
+from .outbox import Task
 from .replies import Replies
 from .settings import BotSettings
 from .support_staff import status_line
@@ -49,7 +49,6 @@ TOPIC_NAME_MAX = 128
 # The outbox method of a topic the bot makes after a new user's first update commits: not a
 # Bot API method, the outbox worker runs Support.catch_up for it.
 TOPIC_TASK = "supportTopic"
-OutboxTask = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def ticket_content(message: Message) -> dict[str, str] | bool:
@@ -281,7 +280,7 @@ class Support:
         )
 
 
-def outbox_tasks(settings: BotSettings, database: Database, bot: Bot) -> dict[str, OutboxTask]:
+def outbox_tasks(settings: BotSettings, database: Database, bot: Bot) -> dict[str, Task]:
     """What the outbox worker runs for support's own outbox methods."""
     support = Support(settings.staff_chat_id)
 

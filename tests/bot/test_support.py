@@ -354,6 +354,36 @@ async def test_a_new_users_first_support_failing_once_makes_one_topic_after_the_
     assert not refused
 
 
+async def test_a_topic_created_but_not_stored_is_logged(
+    start_bot: StartBot,
+    server: TelegramServer,
+    owner: asyncpg.Connection,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot = await start_bot(**FAST)
+    server.control.send_text(USER, "/start")  # a known user: their topic is stored at once
+    await eventually(lambda: len(bot.texts(USER)) == 1)
+    # The thread id the fresh group hands out first is already another user's (as after a
+    # restore that brought back old rows): storing the new topic is refused.
+    other = await owner.fetchval(
+        "INSERT INTO users (telegram_id, first_name) VALUES (5555, 'Bob') RETURNING id"
+    )
+    await owner.execute(
+        "INSERT INTO forum_topics (user_id, chat_id, message_thread_id) VALUES ($1, $2, 1)",
+        other,
+        STAFF_CHAT,
+    )
+    server.control.send_text(USER, "/support Anyone?")
+    await eventually(lambda: len(bot.texts(USER)) == 2)  # the redelivery got a topic stored
+
+    assert _topics_created(server)[0] == 1
+    user_id = await owner.fetchval("SELECT id FROM users WHERE telegram_id = $1", USER)
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert f"support topic 1 of user {user_id} created in chat {STAFF_CHAT} but not stored" in (
+        "\n".join(logged)
+    )
+
+
 async def test_a_group_refusing_topics_loses_nothing_and_the_topic_catches_up_later(
     start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
 ) -> None:
