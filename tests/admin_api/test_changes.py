@@ -111,3 +111,25 @@ async def test_a_flag_or_setting_put_with_the_current_value_audits_nothing(
         ("setting.set", {"value": [None, hours]}),
         ("setting.set", {"value": [hours, later]}),
     ]
+
+
+async def test_a_repeated_deactivation_or_assignment_changes_nothing(
+    client: httpx.AsyncClient, admin: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    product_id = await seed.product(owner)
+    for _ in range(2):
+        off = await client.post(f"/products/{product_id}/deactivate", headers=admin)
+        assert off.status_code == 200 and off.json()["is_active"] is False
+    ticket_id = await seed.ticket(owner, await seed.user(owner, 62))
+    staff_id = await owner.fetchval("SELECT id FROM staff WHERE name = 'operator'")
+    for _ in range(2):
+        taken = await client.post(
+            f"/tickets/{ticket_id}/assign", json={"staff_id": staff_id}, headers=admin
+        )
+        assert taken.status_code == 200 and taken.json()["assigned_staff_id"] == staff_id
+    assert [action for action, _ in await _audit_summaries(owner)] == [
+        "product.deactivate",
+        "ticket.assign",
+    ]
+    # The user is told once that their ticket is being handled.
+    assert await owner.fetchval("SELECT count(*) FROM outbox") == 1
