@@ -38,7 +38,7 @@ from .conftest import bearer
 
 STARTUP_SECONDS = 30
 # Generated requests per operation, for data that fits the schema and data that does not.
-EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
+EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 10}
 # Whatever the data, the response conforms to the document.
 CONFORMANCE = [
     not_a_server_error,
@@ -136,6 +136,11 @@ def _conformance_test(
     return conforms
 
 
+def _takes_input(operation: Any) -> bool:
+    """Whether the operation takes any parameter, header (the key) or body."""
+    return any((operation.path_parameters, operation.query, operation.headers, operation.body))
+
+
 @pytest.fixture
 async def admin_key_id(keys: dict[Role, str], owner: asyncpg.Connection) -> int:
     key_id: int = await owner.fetchval(
@@ -164,6 +169,8 @@ def test_every_operation_conforms(
     failures: dict[str, str] = {}
     for operation in operations:
         for mode, examples in EXAMPLES.items():
+            if mode is GenerationMode.NEGATIVE and not _takes_input(operation):
+                continue  # nothing to send that does not fit (the public probes)
             strategy = operation.as_strategy(mode).map(_without_cursor).filter(keeps_the_key)
 
             conforms = _conformance_test(
