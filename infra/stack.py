@@ -176,7 +176,7 @@ class LocalStack:
     def stop_postgres(self, *, crash: bool = False) -> None:
         """Fast shutdown of PostgreSQL (crash: an immediate one, which the next start recovers
         from as from a crash); the PgBouncers keep running. A query through one of them then
-        fails: the first after query_wait_timeout (5 s), the next ones at once with
+        fails: the first after query_wait_timeout (1 s), the next ones at once with
         PgBouncer's cached login error, until start_postgres."""
         with file_lock(self.paths.lock):
             state = StackState.load(self.paths.state)

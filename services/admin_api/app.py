@@ -23,7 +23,6 @@ from .api import (
 )
 from .body_limit import BodyLimitMiddleware
 from .metrics import HttpMetrics, MetricsMiddleware
-from .problems import Problem
 from .ratelimit import RateLimiter
 from .settings import AdminApiSettings
 
@@ -60,7 +59,7 @@ def create_app(settings: AdminApiSettings, database: Database) -> FastAPI:
         app.include_router(router)
     problems.install(app)
     docs.install(app)
-    openapi.install(app, Problem.model_json_schema())
+    openapi.install(app)
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(database.metrics.registry))
     # Outermost: an oversized body is refused before anything else reads it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

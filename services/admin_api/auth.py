@@ -95,7 +95,8 @@ async def issue_key(uow: UnitOfWork, staff_id: int, name: str) -> IssuedKey:
 
 async def staff_for_cli(uow: UnitOfWork, name: str, role: Role) -> Staff:
     """The staff member `name`, created with `role` if new. An existing member with another
-    role is refused: changing a role is an explicit act, not a side effect of making a key."""
+    role is refused: changing a role is an explicit act, not a side effect of making a key;
+    so is a deactivated member (their keys were revoked when they were deactivated)."""
     staff = (
         await uow.session.execute(sa.select(Staff).where(col(Staff.name) == name))
     ).scalar_one_or_none()
@@ -105,4 +106,7 @@ async def staff_for_cli(uow: UnitOfWork, name: str, role: Role) -> Staff:
         await uow.session.flush()
     elif staff.role != role:
         raise Conflict(f"staff {name!r} exists with role {staff.role}, not {role}")
+    elif not staff.is_active:
+        # A key made now would come to life if they were reactivated, which revokes nothing.
+        raise Conflict(f"staff {name!r} is deactivated; reactivate them through the admin API")
     return staff

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry
 
+from infra.stack import LocalStack
 from services.admin_api.app import create_app
 from services.core.db import Database
 from services.core.schema import Role
@@ -116,6 +118,30 @@ async def test_database_down_is_503_with_retry_after(
         _is_problem(response, 503)
         assert response.headers["retry-after"] == "5"
     assert live.status_code == 200
+
+
+# The first request after PostgreSQL stops waits in PgBouncer's queue for query_wait_timeout
+# (1 s, infra/pgbouncer/pooling.ini; it took 5 s at 5); the bound leaves room for a busy machine.
+FIRST_FAILURE_SECONDS = 3.0
+
+
+async def test_the_first_request_after_postgresql_stops_fails_fast(
+    stack: LocalStack, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    assert (await client.get("/users", headers=admin)).status_code == 200  # pooled, served
+    stack.stop_postgres()
+    try:
+        timings = []
+        for _ in range(3):
+            started = time.monotonic()
+            response = await client.get("/users", headers=admin)
+            timings.append(time.monotonic() - started)
+            _is_problem(response, 503)
+    finally:
+        stack.start_postgres()
+    print("503s after the stop, ms:", [round(seconds * 1000) for seconds in timings])
+    assert timings[0] < FIRST_FAILURE_SECONDS
+    assert (await client.get("/users", headers=admin)).status_code == 200  # and it recovers
 
 
 async def test_unexpected_error_is_a_bare_500(

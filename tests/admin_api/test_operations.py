@@ -82,6 +82,11 @@ async def test_key_command_prints_a_working_admin_key_last(
     returncode, _, stderr = await _keys(env, "--role", "viewer", "--name", "ops")
     assert returncode == 1
     assert "exists with role admin" in stderr
+    # A deactivated member gets no key: it would come to life on their reactivation.
+    await owner.execute("UPDATE staff SET is_active = false WHERE name = 'ops'")
+    returncode, _, stderr = await _keys(env, "--role", "admin", "--name", "ops")
+    assert returncode == 1
+    assert "deactivated" in stderr
 
 
 async def test_works_through_the_legacy_pgbouncer_without_prepared_statements(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import httpx
 from fastapi import FastAPI
@@ -65,6 +67,37 @@ async def test_deactivated_staff_keys_stop_working(
     viewer_id = next(member["id"] for member in staff if member["name"] == "viewer")
     await client.patch(f"/staff/{viewer_id}", json={"is_active": False}, headers=admin)
     assert (await client.get("/users", headers=bearer(keys[Role.VIEWER]))).status_code == 401
+
+
+async def test_reactivation_brings_no_old_key_back(
+    client: httpx.AsyncClient, admin: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    staff = (
+        await client.post("/staff", json={"name": "sam", "role": "operator"}, headers=admin)
+    ).json()
+    issued = [
+        (await client.post(f"/staff/{staff['id']}/keys", json={"name": n}, headers=admin)).json()
+        for n in ("laptop", "phone")
+    ]
+    await client.post(f"/keys/{issued[1]['id']}/revoke", headers=admin)
+
+    off = await client.patch(f"/staff/{staff['id']}", json={"is_active": False}, headers=admin)
+    refused = await client.post(f"/staff/{staff['id']}/keys", json={"name": "x"}, headers=admin)
+    on = await client.patch(f"/staff/{staff['id']}", json={"is_active": True}, headers=admin)
+
+    assert off.status_code == on.status_code == 200 and on.json()["is_active"] is True
+    # A key issued while deactivated would come to life now, so none is.
+    assert refused.status_code == 409 and "deactivated" in refused.json()["detail"]
+    assert (await client.get("/users", headers=bearer(issued[0]["key"]))).status_code == 401
+    keys = (await client.get(f"/staff/{staff['id']}/keys", headers=admin)).json()
+    assert [key["revoked_at"] is not None for key in keys] == [True, True]
+    summary = await owner.fetchval(
+        "SELECT summary FROM audit_log WHERE action = 'staff.update' ORDER BY id LIMIT 1"
+    )
+    # The entry names the keys the deactivation revoked (the phone's was revoked before).
+    assert json.loads(summary) == {"is_active": [True, False], "revoked_key_ids": [issued[0]["id"]]}
+    fresh = await client.post(f"/staff/{staff['id']}/keys", json={"name": "new"}, headers=admin)
+    assert (await client.get("/users", headers=bearer(fresh.json()["key"]))).status_code == 200
 
 
 async def test_viewer_can_read_but_change_nothing(

@@ -18,6 +18,7 @@ from services.core.schedule import HOURS_SETTING, BusinessHours
 from services.core.schema import FeatureFlag, RuntimeSetting
 
 from .. import audit
+from ..auth import Principal
 from ..problems import ProblemError, problem_responses
 from ..schemas import ConfigKey, FlagChange, FlagOut, SettingChange, SettingOut
 from .deps import Admin, DatabaseDep, Viewer
@@ -56,15 +57,11 @@ async def set_flag(
     """Creates or changes a flag the services read (see the README's list); a description
     left out keeps the current one."""
     _known(key, KNOWN_FLAGS, "feature flag")
-    values: dict[str, Any] = {"enabled": change.enabled, "updated_at": sa.func.now()}
+    values: dict[str, Any] = {"enabled": change.enabled}
     if change.description is not None:
         values["description"] = change.description
     async with database.unit_of_work() as uow:
-        previous = await uow.session.get(FeatureFlag, key)
-        was = None if previous is None else previous.enabled
-        flag = await _put(uow, FeatureFlag, key, values)
-        audit.record(uow, who, "flag.set", "feature_flag", key, {"enabled": [was, change.enabled]})
-    return flag
+        return await _put(uow, who, FeatureFlag, key, values)
 
 
 @router.get("/settings", response_model=list[SettingOut])
@@ -85,32 +82,47 @@ async def set_setting(
         KNOWN_SETTINGS[key].model_validate(change.value)
     except ValidationError as error:
         raise InvalidInput(error.errors()[0]["msg"], "value") from error
-    values: dict[str, Any] = {"value": change.value, "updated_at": sa.func.now()}
+    values: dict[str, Any] = {"value": change.value}
     if change.description is not None:
         values["description"] = change.description
     async with database.unit_of_work() as uow:
-        previous = await uow.session.get(RuntimeSetting, key)
-        was = None if previous is None else previous.value
-        setting = await _put(uow, RuntimeSetting, key, values)
-        audit.record(
-            uow, who, "setting.set", "runtime_setting", key, {"value": [was, change.value]}
-        )
-    return setting
+        return await _put(uow, who, RuntimeSetting, key, values)
 
 
 Keyed = TypeVar("Keyed", FeatureFlag, RuntimeSetting)
+# The audit action and entity of each kind of keyed row.
+AUDITED: dict[type[Any], tuple[str, str]] = {
+    FeatureFlag: ("flag.set", "feature_flag"),
+    RuntimeSetting: ("setting.set", "runtime_setting"),
+}
 
 
-async def _put(uow: UnitOfWork, model: type[Keyed], key: str, values: dict[str, Any]) -> Keyed:
-    """Creates or updates the row with this key and returns it as it is now (populate_existing:
-    an instance already loaded in the session is refreshed too)."""
+async def _put(
+    uow: UnitOfWork, who: Principal, model: type[Keyed], key: str, values: dict[str, Any]
+) -> Keyed:
+    """Creates or updates the row with this key, audited with {field: [old, new]} for what
+    changed, and returns it as it is now. A PUT that changes nothing writes nothing: no
+    audit entry, and updated_at keeps the time of the last real change."""
+    # Locked: of two concurrent identical PUTs, the second sees the first's row.
+    previous = await uow.session.get(model, key, with_for_update=True)
+    changed = {
+        name: [None if previous is None else getattr(previous, name), value]
+        for name, value in values.items()
+        if previous is None or getattr(previous, name) != value
+    }
+    if previous is not None and not changed:
+        return previous
+    written = values | {"updated_at": sa.func.now()}
     row = (
         await uow.session.execute(
             insert(model)
-            .values(key=key, **values)
-            .on_conflict_do_update(index_elements=[col(model.key)], set_=values)
+            .values(key=key, **written)
+            .on_conflict_do_update(index_elements=[col(model.key)], set_=written)
             .returning(model)
+            # An instance already loaded in the session (previous) is refreshed too.
             .execution_options(populate_existing=True)
         )
     ).scalar_one()
+    action, entity = AUDITED[model]
+    audit.record(uow, who, action, entity, key, changed)
     return row

@@ -74,6 +74,8 @@ async def deactivate_product(database: DatabaseDep, who: Admin, product_id: Id) 
     async with database.unit_of_work() as uow:
         product = await _product(uow, product_id)
         was = product.is_active
+        if not was:
+            return product  # already off sale: nothing to write or audit
         product.is_active = False
         product.updated_at = sa.func.now()  # type: ignore[assignment]
         await uow.session.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import sqlalchemy as sa
 from fastapi import APIRouter
 from sqlmodel import col
@@ -58,18 +60,32 @@ async def create_staff(database: DatabaseDep, who: Admin, body: StaffCreate) -> 
 
 @router.patch("/staff/{staff_id}", response_model=StaffOut, responses=problem_responses(404, 409))
 async def update_staff(database: DatabaseDep, who: Admin, staff_id: Id, body: StaffUpdate) -> Staff:
-    """Changes a role or deactivates an account (its keys stop working at once). Admins cannot
-    demote or deactivate themselves, so a deployment never loses its last admin by accident."""
+    """Changes a role or deactivates an account. Deactivating revokes the member's keys, so
+    reactivating them later brings no old key back: they get new keys. Admins cannot demote or
+    deactivate themselves, so a deployment never loses its last admin by accident."""
     if staff_id == who.staff_id and body.model_fields_set & {"role", "is_active"}:
         raise Conflict("an admin cannot change their own role or deactivate themselves")
     async with database.unit_of_work() as uow:
         staff = await _staff(uow, staff_id)
-        summary = changes(staff, body, nullable=frozenset({"telegram_id"}))
+        summary: dict[str, Any] = changes(staff, body, nullable=frozenset({"telegram_id"}))
+        if summary.get("is_active") == [True, False]:
+            summary["revoked_key_ids"] = await _revoke_live_keys(uow, staff_id)
         if summary:
             await uow.session.flush()
             await uow.session.refresh(staff)
             audit.record(uow, who, "staff.update", "staff", staff_id, summary)
     return staff
+
+
+async def _revoke_live_keys(uow: UnitOfWork, staff_id: int) -> list[int]:
+    """Revokes every key of the staff member not yet revoked; their ids, in order."""
+    revoked = await uow.session.execute(
+        sa.update(ApiKey)
+        .where(col(ApiKey.staff_id) == staff_id, col(ApiKey.revoked_at).is_(None))
+        .values(revoked_at=sa.func.now())
+        .returning(col(ApiKey.id))
+    )
+    return sorted(cast(list[int], revoked.scalars().all()))  # primary keys: never None
 
 
 @router.get(
@@ -87,14 +103,17 @@ async def list_keys(database: DatabaseDep, _: Admin, staff_id: Id) -> list[ApiKe
     "/staff/{staff_id}/keys",
     response_model=ApiKeyIssued,
     status_code=201,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404, 409, 422),
 )
 async def create_key(
     database: DatabaseDep, who: Admin, staff_id: Id, body: ApiKeyCreate
 ) -> ApiKeyIssued:
-    """Issues a key for the staff member. The response is the only place the key appears."""
+    """Issues a key for the staff member. The response is the only place the key appears.
+    A deactivated member gets none (409): it would come to life on their reactivation."""
     async with database.unit_of_work() as uow:
-        await _staff(uow, staff_id)
+        staff = await _staff(uow, staff_id)
+        if not staff.is_active:
+            raise Conflict(f"staff {staff_id} is deactivated: reactivate them first")
         issued = await issue_key(uow, staff_id, body.name)
         await uow.session.refresh(issued.record)
         audit.record(

@@ -88,6 +88,8 @@ async def assign_ticket(
     async with database.unit_of_work() as uow:
         ticket = await uow.tickets.get(ticket_id, lock=True)
         previous = ticket.assigned_staff_id
+        if previous == assignment.staff_id and ticket.status == TicketStatus.IN_PROGRESS:
+            return ticket  # already theirs: no second notice to the user, no audit entry
         staff = await uow.tickets.assign(ticket, assignment.staff_id)
         taken = {"ticket": ticket_id, "staff": staff.name}
         await uow.outbox.tell(await uow.users.get(ticket.user_id), Notice.TICKET_IN_PROGRESS, taken)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import col
 
 from services.core.db import UnitOfWork
-from services.core.errors import InvalidInput
+from services.core.errors import InvalidInput, NotFound
 from services.core.schema import BIGINT_MAX, Appointment, Payment, Ticket, User
 from services.core.schema.users import search_text
 
@@ -140,9 +140,16 @@ async def get_user(database: DatabaseDep, _: Viewer, user_id: Id) -> UserDetail:
 
 
 async def _set_blocked(database: DatabaseDep, who: Operator, user_id: Id, blocked: bool) -> User:
+    """Blocks or unblocks; a user already in that state is answered as they are, with no write
+    and no audit entry (the log holds changes only)."""
     async with database.unit_of_work() as uow:
-        user = await uow.users.get(user_id)
+        # Locked: of two concurrent identical requests, the second sees the first's change.
+        user = await uow.session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise NotFound("user", user_id)
         was = user.is_blocked
+        if was == blocked:
+            return user
         user.is_blocked = blocked
         user.updated_at = sa.func.now()  # type: ignore[assignment]
         await uow.session.flush()
