@@ -9,6 +9,7 @@ with the same metrics; everything else goes through the session.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
 
@@ -16,9 +17,23 @@ from .metrics import DatabaseMetrics, operation_of
 
 
 class Sql:
-    def __init__(self, connection: Any, metrics: DatabaseMetrics) -> None:
+    """`begin` (the unit of work's) is awaited before each statement: it sends BEGIN before the
+    first one, and does nothing after. `alone` runs statements without it: each is then its
+    own implicit transaction (atomic on its own), one round trip, no BEGIN or COMMIT."""
+
+    def __init__(
+        self,
+        connection: Any,
+        metrics: DatabaseMetrics,
+        begin: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._connection = connection  # asyncpg.Connection (asyncpg ships no type hints)
         self._metrics = metrics
+        self._begin = begin
+
+    @property
+    def alone(self) -> Sql:
+        return Sql(self._connection, self._metrics)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         return await self._run(self._connection.fetchval, query, args)
@@ -30,6 +45,8 @@ class Sql:
         await self._run(self._connection.execute, query, args)
 
     async def _run(self, method: Any, query: str, args: tuple[Any, ...]) -> Any:
+        if self._begin is not None:
+            await self._begin()
         operation = operation_of(query)
         started = perf_counter()
         try:

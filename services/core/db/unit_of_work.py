@@ -1,16 +1,21 @@
-"""The unit of work: one transaction, one commit. Repositories never commit on their own."""
+"""The unit of work: one transaction, one commit. Repositories never commit on their own.
+
+The transaction begins at the block's first statement, not when the block is entered: an
+update the handlers answer from memory needs no BEGIN and no COMMIT, and its own writes
+(`Deferred`) go out as one statement, which PostgreSQL applies atomically on its own."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.util import await_only
 
 from ..errors import CoreError, DatabaseUnavailable, translate
 from ..repositories import Repositories
@@ -20,15 +25,31 @@ from .engine import create_engine
 from .metrics import DatabaseMetrics
 
 
-class UnitOfWork(Repositories):
-    """One transaction on one pooled connection. `sql` sends the hot path's plain statements to
-    the driver; `session` (opened on first use, since most updates never need it) runs
-    SQLAlchemy queries and ORM changes in the same transaction."""
+class Deferred(Protocol):
+    """Writes a unit of work makes on its own account, at the edges of the block: inside the
+    transaction when the block begins one, as one statement of their own when it does not."""
 
-    def __init__(self, connection: AsyncConnection, sql: Sql) -> None:
-        self.sql = sql
+    async def begun(self, sql: Sql) -> None:
+        """Right after BEGIN, before the block's first statement (which sent it)."""
+
+    async def ending(self, sql: Sql, *, begun: bool) -> None:
+        """The block ended without error: in its transaction before COMMIT if it began one,
+        else on `sql.alone`, where one statement is atomic without BEGIN and COMMIT."""
+
+
+class UnitOfWork(Repositories):
+    """One transaction on one pooled connection, begun at the first statement. `sql` sends
+    the hot path's plain statements to the driver; `session` (opened on first use, since most
+    updates never need it) runs SQLAlchemy queries and ORM changes in the same transaction."""
+
+    def __init__(self, connection: AsyncConnection, adapter: Any, metrics: DatabaseMetrics) -> None:
         self._connection = connection
+        self._adapter = adapter  # SQLAlchemy's adapter of the asyncpg connection
+        self._metrics = metrics
         self._session: AsyncSession | None = None
+        self._deferred: Deferred | None = None
+        self.begun = False
+        self.sql = Sql(adapter.driver_connection, metrics, self._begin)
         super().__init__(self)
 
     @property
@@ -37,9 +58,33 @@ class UnitOfWork(Repositories):
             self._session = AsyncSession(bind=self._connection, expire_on_commit=False)
         return self._session
 
-    async def _flush(self) -> None:
+    def defer(self, deferred: Deferred) -> None:
+        """Before the block's first statement: `deferred` writes at BEGIN and at the end."""
+        if self.begun:
+            raise RuntimeError("deferred writes must be given before the first statement")
+        self._deferred = deferred
+
+    async def _begin(self) -> None:
+        """Sends BEGIN (once), then the deferred writes."""
+        if self.begun:
+            return
+        self.begun = True
+        try:
+            await _begin(self._adapter)
+        except Exception as error:
+            # BEGIN goes past SQLAlchemy's statement events: counted here (PgBouncer fails
+            # it when PostgreSQL is down).
+            self._metrics.count_error(error)
+            raise
+        if self._deferred is not None:
+            await self._deferred.begun(self.sql)
+
+    async def _end(self) -> None:
         if self._session is not None:
             await self._session.flush()
+        if self._deferred is not None:
+            sql = self.sql if self.begun else self.sql.alone
+            await self._deferred.ending(sql, begun=self.begun)
 
     async def _close(self) -> None:
         if self._session is not None:
@@ -57,6 +102,19 @@ async def _begin(adapter: Any) -> None:
         await adapter._start_transaction()
 
 
+# The key of a checked-out connection's info that holds its unit of work (popped at the end:
+# the info dictionary lives as long as the pooled connection).
+UOW_INFO = "botstack_unit_of_work"
+
+
+def _begin_before_statement(conn: Any, *args: Any) -> None:
+    """A statement through SQLAlchemy (the session) begins the unit of work first, so the
+    deferred writes come before it. Runs in SQLAlchemy's greenlet, where await_only waits."""
+    uow = conn.info.get(UOW_INFO)
+    if uow is not None and not uow.begun:
+        await_only(uow._begin())
+
+
 class Database:
     """App-scoped: the process's engine, its session factory and its metrics."""
 
@@ -64,6 +122,8 @@ class Database:
         self.settings = settings
         self.engine: AsyncEngine = create_engine(settings)
         self.metrics = DatabaseMetrics(registry)
+        # Before the metrics' hook, so BEGIN's time is not counted as the statement's.
+        event.listen(self.engine.sync_engine, "before_cursor_execute", _begin_before_statement)
         self.metrics.instrument(self.engine)
 
     @asynccontextmanager
@@ -76,19 +136,17 @@ class Database:
             self.metrics.pool_wait.observe(perf_counter() - started)
             try:
                 raw = await connection.get_raw_connection()
+                uow = UnitOfWork(connection, raw.dbapi_connection, self.metrics)
+                # Held here: once the connection is invalidated, reading its info reconnects.
+                info = connection.info
+                info[UOW_INFO] = uow
                 try:
+                    # SQLAlchemy's transaction costs no round trip: BEGIN is sent at the first
+                    # statement (uow._begin), and COMMIT or ROLLBACK only if BEGIN was.
                     async with connection.begin():
                         try:
-                            await _begin(raw.dbapi_connection)
-                        except Exception as error:
-                            # BEGIN goes past SQLAlchemy's statement events: counted here
-                            # (PgBouncer fails it when PostgreSQL is down).
-                            self.metrics.count_error(error)
-                            raise
-                        uow = UnitOfWork(connection, Sql(raw.driver_connection, self.metrics))
-                        try:
                             yield uow
-                            await uow._flush()
+                            await uow._end()
                         finally:
                             await uow._close()
                 except BaseException:
@@ -98,6 +156,8 @@ class Database:
                     if driver is not None and driver.is_closed():
                         await connection.invalidate()
                     raise
+                finally:
+                    info.pop(UOW_INFO, None)
             finally:
                 await connection.close()
         except Exception as error:
