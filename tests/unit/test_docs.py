@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -38,6 +40,7 @@ def test_targets_on_a_stack_that_is_not_there_say_to_start_it(tmp_path: Path) ->
         assert "No such file" not in result.stderr
 
 
+@pytest.mark.slow  # installs uv and the locked environment from PyPI
 def test_make_install_installs_uv_when_it_is_missing(tmp_path: Path) -> None:
     """A newcomer's machine: Python, make, no uv. `make install` (which `make up` and `make
     test` run first) gets uv from PyPI, then the locked environment."""
