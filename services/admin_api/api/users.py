@@ -144,7 +144,6 @@ async def _set_blocked(database: DatabaseDep, who: Operator, user_id: Id, blocke
         user = await uow.users.get(user_id)
         was = user.is_blocked
         user.is_blocked = blocked
-        user.updated_at = sa.func.now()  # type: ignore[assignment]
         await uow.session.flush()
         await uow.session.refresh(user)
         action = "user.block" if blocked else "user.unblock"
