@@ -57,7 +57,7 @@ def field_comments(cls: type[BaseSettings]) -> dict[str, str]:
         if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)):
             previous = None
             continue
-        block = []
+        block: list[str] = []
         index = statement.lineno - 2  # the line above, 0-based
         while index >= 0 and lines[index].strip().startswith("#"):
             block.insert(0, lines[index].strip().lstrip("#").strip())
