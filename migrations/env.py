@@ -1,5 +1,9 @@
 """Alembic environment: async, direct to PostgreSQL as the migration role, one migrator at a
-time (a transaction-scoped advisory lock)."""
+time (a transaction-scoped advisory lock), with lock and statement timeouts so that a migration
+never queues the running bot's writes behind it for long. Offline mode (`alembic upgrade
+--sql`) prints the same statements without a database: `make lint` feeds them to squawk.
+
+How to write a migration that is safe under a live bot: docs/development.md#migrations."""
 
 import asyncio
 from logging.config import fileConfig
@@ -14,6 +18,21 @@ from services.core.settings import MigrationSettings
 
 # Any constant both migrators agree on; "botstack" as ASCII.
 MIGRATION_LOCK_ID = 0x626F74737461636B
+# A lock the migration cannot get at once is waited for this long, then the migration fails
+# (and can be retried): waiting longer would queue every update's writes behind the waiting
+# ACCESS EXCLUSIVE request. A statement that runs longer than STATEMENT_TIMEOUT is cancelled:
+# a migration that needs a long backfill does it in batches, outside the schema change.
+LOCK_TIMEOUT = "5s"
+STATEMENT_TIMEOUT = "60s"
+PREAMBLE = (
+    # A second migrator waits here until the first commits, then finds nothing to do (before
+    # the timeouts: waiting for the other migrator is not waiting on the bot).
+    f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})",
+    # For the session, not the transaction: they hold in an autocommit_block too (CREATE
+    # INDEX CONCURRENTLY), on this connection of its own.
+    f"SET lock_timeout = '{LOCK_TIMEOUT}'",
+    f"SET statement_timeout = '{STATEMENT_TIMEOUT}'",
+)
 
 config = context.config
 if config.config_file_name is not None:
@@ -39,8 +58,22 @@ def run_migrations(connection: Connection) -> None:
         compare_server_default=True,
     )
     with context.begin_transaction():
-        # A second migrator waits here until the first commits, then finds nothing to do.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        for statement in PREAMBLE:
+            connection.execute(text(statement))
+        context.run_migrations()
+
+
+def run_offline() -> None:
+    """The SQL of the migrations, printed: no connection, literal values."""
+    context.configure(
+        url="postgresql://",
+        target_metadata=metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
+    with context.begin_transaction():
+        for statement in PREAMBLE:
+            context.execute(statement)
         context.run_migrations()
 
 
@@ -54,5 +87,6 @@ async def run_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("offline (--sql) migrations are not supported: run against the database")
-asyncio.run(run_online())
+    run_offline()
+else:
+    asyncio.run(run_online())

@@ -4,6 +4,7 @@
   evaluates them, Alertmanager delivers them; promtool checks them);
 - infra/prometheus/prometheus.yml: compose's scrape configuration (scrape.py);
 - dashboards/*.json: the Grafana dashboards (dashboards.py);
+- docs/runbooks/<AlertName>.md: a runbook per alert (runbooks.py), each rule's runbook_url;
 - infra/grafana/provisioning/alerting/botstack.yml: the same alerts as Grafana-managed rules
   (query -> reduce dropping NaN -> threshold), the staff chat's Telegram contact point (token
   and chat id from Grafana's environment, never in the file) and the notification policy.
@@ -22,6 +23,8 @@ import yaml
 from .alerts import ALERTS, Alert
 from .dashboards import DASHBOARDS
 from .dashboards import render as render_dashboard
+from .runbooks import outputs as runbook_outputs
+from .runbooks import runbook_url
 from .scrape import compose_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +45,12 @@ INCLUSIVE_EPSILON = 1e-9
 
 def alert_annotations(alert: Alert) -> dict[str, str]:
     """What a person reads on the alert, the same in both engines."""
-    return {"summary": alert.summary, "description": alert.meaning, "runbook": alert.runbook}
+    return {
+        "summary": alert.summary,
+        "description": alert.meaning,
+        "runbook": alert.runbook,
+        "runbook_url": runbook_url(alert),
+    }
 
 
 def prometheus_rules(alerts: tuple[Alert, ...] = ALERTS) -> dict[str, Any]:
@@ -173,11 +181,15 @@ def render(data: dict[str, Any]) -> str:
 
 
 def outputs() -> dict[Path, str]:
-    return {
-        RULES_FILE: render(prometheus_rules()),
-        GRAFANA_ALERTING_FILE: render(grafana_alerting()),
-        PROMETHEUS_FILE: render(compose_config()),
-    } | {
-        DASHBOARDS_DIR / f"{spec.uid.removeprefix('botstack-')}.json": render_dashboard(spec)
-        for spec in DASHBOARDS
-    }
+    return (
+        {
+            RULES_FILE: render(prometheus_rules()),
+            GRAFANA_ALERTING_FILE: render(grafana_alerting()),
+            PROMETHEUS_FILE: render(compose_config()),
+        }
+        | {
+            DASHBOARDS_DIR / f"{spec.uid.removeprefix('botstack-')}.json": render_dashboard(spec)
+            for spec in DASHBOARDS
+        }
+        | runbook_outputs(ALERTS)
+    )

@@ -53,7 +53,9 @@ def settings_config(prefix: str, *, env_ignore_empty: bool = False) -> SettingsC
 class AppSettings(BaseSettings):
     model_config = settings_config("APP_")
 
+    # development, staging or production: outside development, development secrets are refused.
     environment: Environment = Environment.DEVELOPMENT
+    # The services' log level (Python logging's names).
     log_level: str = "INFO"
 
 
@@ -79,9 +81,11 @@ class DatabaseSettings(BaseSettings):
 
     model_config = settings_config("DB_")
 
+    # PgBouncer's address, and the database as PgBouncer names it.
     host: str = "127.0.0.1"
     port: int = 26432
     name: str = "botstack"
+    # The services' role: rows only, no DDL (the migrations grant to it), and its password.
     user: str = "app"
     password: SecretStr = SecretStr(DEV_SECRET)
     # Sized for a 2 GB host: every service gets at most pool_size + max_overflow connections
@@ -110,9 +114,11 @@ class MigrationSettings(BaseSettings):
 
     model_config = settings_config("MIGRATE_")
 
+    # PostgreSQL's own address (migrations and backups never go through PgBouncer).
     host: str = "127.0.0.1"
     port: int = 25432
     database: str = "botstack"
+    # The role that owns the schema, and its password.
     user: str = "migrator"
     password: SecretStr = SecretStr(DEV_SECRET)
     # The services' role the migrations grant row access to: the same variable the services

@@ -1,25 +1,19 @@
-"""Admin API fixtures: the app over a real Database through the stack's PgBouncer, an API
-key per role, and an HTTP client. Tables are emptied for every test by `owner`."""
+"""Admin API fixtures: the app over the shared `database` (tests/conftest.py: through the
+stack's PgBouncer, tables emptied for every test), an API key per role, and an HTTP client."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
 from services.admin_api.app import create_app
 from services.admin_api.auth import issue_key
 from services.admin_api.settings import AdminApiSettings
 from services.core.db import Database
 from services.core.schema import Role, Staff
-from tests.conftest import database_settings
-from tests.integration.conftest import owner
-
-__all__ = ["owner"]  # the integration tier's fixture: a direct connection, tables truncated
 
 # High enough that no test but the rate-limit one ever meets the limit.
 UNLIMITED = AdminApiSettings(
@@ -28,15 +22,6 @@ UNLIMITED = AdminApiSettings(
     failed_auth_per_minute=1_000_000,
     failed_auth_burst=1_000_000,
 )
-
-
-@pytest.fixture
-async def database(endpoints: dict[str, str], owner: asyncpg.Connection) -> AsyncIterator[Database]:
-    db = Database(database_settings(endpoints["pgbouncer_dsn"]), CollectorRegistry())
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture

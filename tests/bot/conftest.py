@@ -23,7 +23,6 @@ from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from services.bot.app import create_app, create_dispatcher
 from services.bot.health import create_ops_app
@@ -34,15 +33,13 @@ from services.bot.telegram import create_bot
 from services.bot.webhook import register_webhook
 from services.core.db import Database, UnitOfWork
 from services.core.schedule import Clock, system_clock
-from services.telegram_api import TelegramAPISettings, TelegramServer
+from services.telegram_api import TelegramServer
 from services.telegram_api.bot import CallRecord
-from tests.conftest import database_settings
-from tests.integration.conftest import owner
+from tests.conftest import TOKEN
 
-__all__ = ["owner"]  # the integration tier's fixture: a direct connection, tables truncated
+__all__ = ["TOKEN"]  # the bot's token in the local Bot API (`telegram`, tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "1000000001:bot-test-token"
 SECRET = "bot-test-secret"
 # Seconds a test waits for something the stand-in delivers asynchronously.
 WAIT_SECONDS = 30.0
@@ -63,34 +60,6 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not true within {seconds} s")
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture(scope="session")
-async def telegram() -> AsyncIterator[TelegramServer]:
-    telegram = TelegramServer(
-        TelegramAPISettings(port=0, tokens=(TOKEN,), strict=True, time_scale=0.001)
-    )
-    await telegram.start()
-    yield telegram
-    await telegram.stop()
-
-
-@pytest.fixture
-async def server(telegram: TelegramServer) -> AsyncIterator[TelegramServer]:
-    """The local Bot API, reset; strict mode fails the test on any invalid call."""
-    await telegram.reset()
-    yield telegram
-    await telegram.reset()  # stop delivering to a bot that is about to stop
-    telegram.check()
-
-
-@pytest.fixture
-async def database(endpoints: dict[str, str], owner: asyncpg.Connection) -> AsyncIterator[Database]:
-    db = Database(database_settings(endpoints["pgbouncer_dsn"]), CollectorRegistry())
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 @dataclass

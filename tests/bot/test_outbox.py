@@ -20,7 +20,7 @@ from services.core.db import Database
 from services.core.notices import Notice
 from services.telegram_api import TelegramServer
 
-from .conftest import TOKEN
+from .conftest import TOKEN, eventually
 
 ANN, BOB = 7171, 7272
 CHAT_INTERVAL = 0.3
@@ -46,6 +46,10 @@ async def _queue(database: Database, telegram_id: int, *texts: str) -> int:
 
 async def _statuses(owner: asyncpg.Connection) -> list[str]:
     return [row[0] for row in await owner.fetch("SELECT status::text FROM outbox ORDER BY id")]
+
+
+async def _attempts(owner: asyncpg.Connection, attempts: int) -> bool:
+    return bool(await owner.fetchval("SELECT attempts FROM outbox") == attempts)
 
 
 async def test_messages_arrive_in_order_one_chat_at_a_time(
@@ -151,7 +155,7 @@ async def test_a_batch_claimed_by_a_bot_that_died_is_sent_after_its_lease(
         # The first bot claims the message and is killed while Telegram is slow to answer.
         server.control.inject_fault("sendMessage", "delay", delay=3)
         claimed = asyncio.create_task(dying.deliver_due())
-        await asyncio.sleep(0.5)
+        await eventually(lambda: _attempts(owner, 1))  # the claim has committed
         claimed.cancel()
         server.control.clear_faults()
         assert await _statuses(owner) == ["pending"]

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from infra.cgroups import MemoryCgroups
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a stack of its own (loadtests.run starts and stops it), not the fixture
 def test_a_smoke_run_loses_nothing_and_stays_inside_its_limits(tmp_path: Path) -> None:
     result = subprocess.run(
         [

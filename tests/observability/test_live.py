@@ -137,7 +137,18 @@ async def resolves(prometheus: Prometheus, name: str, within: float) -> float:
 
 async def test_every_target_is_up_and_idle_is_silent(prometheus: Prometheus) -> None:
     await eventually(lambda: _all_up(prometheus), 60, "every scrape target up")
-    await asyncio.sleep(5)  # a few evaluations at idle
+    up_at = time.time()
+
+    async def evaluated_at_idle() -> bool:  # a few evaluations of every rule since then
+        last = await prometheus.query(
+            "min(prometheus_rule_group_last_evaluation_timestamp_seconds)"
+        )
+        interval = await prometheus.query("max(prometheus_rule_group_interval_seconds)")
+        if not last or not interval:
+            return False
+        return float(last[0]["value"][1]) - up_at >= 3 * float(interval[0]["value"][1])
+
+    await eventually(evaluated_at_idle, 60, "three rule evaluations at idle")
     assert await prometheus.alerts() == {}
     for alert in ALERTS:
         result = await prometheus.query(alert.expr)

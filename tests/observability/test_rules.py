@@ -15,6 +15,7 @@ import yaml
 from infra.binaries import find_promtool
 from infra.observability.alerts import ALERTS, Alert
 from infra.observability.generate import PROMETHEUS_FILE, RULES_FILE
+from infra.observability.runbooks import runbook_url
 from infra.observability.scrape import local_targets, prometheus_config
 from infra.stack_state import Ports
 from infra.system import Apt
@@ -240,6 +241,7 @@ def test_alert_fires_on_its_series_and_is_silent_on_idle_and_no_data(
             "summary": case.summary,
             "description": alert.meaning,
             "runbook": alert.runbook,
+            "runbook_url": runbook_url(alert),
         },
     }
     suite = {

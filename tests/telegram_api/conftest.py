@@ -1,5 +1,6 @@
-"""One local Bot API for the session (strict mode, compressed retry timing, a free port),
-reset before every test, and a real aiogram Bot talking to it over HTTP. No database."""
+"""A real aiogram Bot talking over HTTP to the session's local Bot API (`telegram` and
+`server` in tests/conftest.py: strict mode, compressed retry timing, a free port). No
+database."""
 
 from __future__ import annotations
 
@@ -10,27 +11,10 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from services.telegram_api import TelegramAPISettings, TelegramServer
+from services.telegram_api import TelegramServer
+from tests.conftest import OTHER_TOKEN, TOKEN
 
-TOKEN = "1000000001:test-token"
-OTHER_TOKEN = "1000000002:other-test-token"
-
-
-@pytest.fixture(scope="session")
-async def telegram() -> AsyncIterator[TelegramServer]:
-    telegram = TelegramServer(
-        TelegramAPISettings(port=0, tokens=(TOKEN, OTHER_TOKEN), strict=True, time_scale=0.001)
-    )
-    await telegram.start()
-    yield telegram
-    await telegram.stop()
-
-
-@pytest.fixture
-async def server(telegram: TelegramServer) -> AsyncIterator[TelegramServer]:
-    await telegram.reset()
-    yield telegram
-    telegram.check()  # strict mode: an invalid call the test did not expect fails it
+__all__ = ["OTHER_TOKEN", "TOKEN"]
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,7 @@ async def test_invalid_calls_are_listed(http: aiohttp.ClientSession) -> None:
     ]
 
 
+@pytest.mark.slow  # a Python process of its own: seconds of imports
 async def test_service_process_serves_and_stops_on_sigterm() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -123,16 +124,21 @@ async def test_service_process_serves_and_stops_on_sigterm() -> None:
         sys.executable, "-m", "services.telegram_api", cwd=REPO, env=env
     )
     try:
+        # Importing aiogram alone takes seconds on a busy machine: wait for the port to
+        # answer (or the process to end), not for a fixed time.
+        deadline = asyncio.get_running_loop().time() + 120
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            while True:
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe") as response:
                         assert (await response.json())["result"]["id"] == 1000000001
                         break
                 except aiohttp.ClientConnectionError:
+                    if process.returncode is not None:
+                        pytest.fail(f"the service exited with {process.returncode}")
+                    if asyncio.get_running_loop().time() > deadline:
+                        pytest.fail("the service did not start")
                     await asyncio.sleep(0.05)
-            else:
-                pytest.fail("the service did not start")
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0

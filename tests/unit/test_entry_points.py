@@ -12,6 +12,9 @@ import pytest
 
 from tests.conftest import REPO
 
+# Each test starts `python -m <service>` processes, seconds of imports (aiogram) each.
+pytestmark = pytest.mark.slow
+
 SERVICES = {
     "services.bot": ["BOT_TOKEN", "BOT_WEBHOOK_SECRET", "DB_PASSWORD", "DB_POOL_SIZE"],
     "services.admin_api": ["ADMIN_API_PORT", "ADMIN_API_MAX_BODY_BYTES", "DB_HOST"],

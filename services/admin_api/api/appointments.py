@@ -93,7 +93,6 @@ async def confirm_appointment(
         if appointment.status != AppointmentStatus.BOOKED:
             raise Conflict(f"appointment {appointment_id} is {appointment.status}")
         appointment.status = AppointmentStatus.CONFIRMED
-        appointment.updated_at = sa.func.now()  # type: ignore[assignment]
         await uow.session.flush()
         await uow.session.refresh(appointment)
         audit.record(

@@ -59,7 +59,6 @@ async def update_product(
         product = await _product(uow, product_id)
         summary = changes(product, body)
         if summary:
-            product.updated_at = sa.func.now()  # type: ignore[assignment]
             await uow.session.flush()
             await uow.session.refresh(product)
             audit.record(uow, who, "product.update", "product", product_id, summary)
@@ -77,7 +76,6 @@ async def deactivate_product(database: DatabaseDep, who: Admin, product_id: Id) 
         if not was:
             return product  # already off sale: nothing to write or audit
         product.is_active = False
-        product.updated_at = sa.func.now()  # type: ignore[assignment]
         await uow.session.flush()
         await uow.session.refresh(product)
         audit.record(

@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from services.core.db import UnitOfWork
 from services.core.errors import Conflict, NotFound
-from services.core.schema import ApiKey, Staff
+from services.core.schema import ApiKey, Staff, db_now
 
 from .. import audit
 from ..auth import issue_key
@@ -138,7 +138,7 @@ async def revoke_key(database: DatabaseDep, who: Admin, key_id: Id) -> ApiKey:
             raise NotFound("api key", key_id)
         if key.revoked_at is not None:
             raise Conflict(f"api key {key_id} is already revoked")
-        key.revoked_at = sa.func.now()  # type: ignore[assignment]
+        key.revoked_at = db_now()
         await uow.session.flush()
         await uow.session.refresh(key)
         audit.record(uow, who, "api_key.revoke", "api_key", key_id, {"staff_id": key.staff_id})

@@ -151,7 +151,6 @@ async def _set_blocked(database: DatabaseDep, who: Operator, user_id: Id, blocke
         if was == blocked:
             return user
         user.is_blocked = blocked
-        user.updated_at = sa.func.now()  # type: ignore[assignment]
         await uow.session.flush()
         await uow.session.refresh(user)
         action = "user.block" if blocked else "user.unblock"

@@ -37,7 +37,7 @@ class BillingRepository(Repository):
             await self.session.execute(
                 sa.update(User)
                 .where(col(User.id) == user_id)
-                .values(credits=col(User.credits) + change.delta, updated_at=sa.func.now())
+                .values(credits=col(User.credits) + change.delta)
                 .returning(col(User.credits))
             )
         ).scalar_one_or_none()

@@ -50,7 +50,6 @@ class AppointmentRepository(Repository):
         if appointment is None:
             raise NotFound("appointment", appointment_id)
         appointment.status = AppointmentStatus.CANCELLED
-        appointment.updated_at = sa.func.now()  # type: ignore[assignment]
         await self.session.flush()
         return appointment
 
@@ -68,7 +67,7 @@ class AppointmentRepository(Repository):
                 col(Appointment.status).in_(UPCOMING),
                 col(Appointment.starts_at) > after,
             )
-            .values(status=AppointmentStatus.CANCELLED, updated_at=sa.func.now())
+            .values(status=AppointmentStatus.CANCELLED)
             .returning(col(Appointment.starts_at))
             .execution_options(synchronize_session=False)
         )

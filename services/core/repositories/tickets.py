@@ -15,7 +15,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
 from ..errors import Conflict, NotFound
-from ..schema import ForumTopic, Staff, Ticket, TicketAuthor, TicketMessage, TicketStatus, User
+from ..schema import (
+    ForumTopic,
+    Staff,
+    Ticket,
+    TicketAuthor,
+    TicketMessage,
+    TicketStatus,
+    User,
+    db_now,
+)
 from .base import Repository, checked
 
 # Tickets staff can still answer and assign.
@@ -103,7 +112,6 @@ class TicketRepository(Repository):
             await self._reopen(ticket)
         if not ticket.subject:
             ticket.subject = _subject(text)
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
         await self.session.flush()
         return message
 
@@ -146,10 +154,9 @@ class TicketRepository(Repository):
         )
         self.session.add(message)
         if ticket.first_response_at is None:
-            ticket.first_response_at = sa.func.now()  # type: ignore[assignment]
+            ticket.first_response_at = db_now()
         if ticket.status == TicketStatus.OPEN:
             ticket.status = TicketStatus.IN_PROGRESS
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
         await self.session.flush()
         await self.session.refresh(message)
         return StaffReply(message, user)
@@ -164,7 +171,6 @@ class TicketRepository(Repository):
         ticket.assigned_staff_id = staff.id
         if ticket.status == TicketStatus.OPEN:
             ticket.status = TicketStatus.IN_PROGRESS
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
         await self.session.flush()
         await self.session.refresh(ticket)
         return staff
@@ -173,8 +179,7 @@ class TicketRepository(Repository):
         _require_unfinished(ticket)
         ticket.solution = checked(Ticket, user_id=ticket.user_id, solution=solution).solution
         ticket.status = TicketStatus.RESOLVED
-        ticket.resolved_at = sa.func.now()  # type: ignore[assignment]
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
+        ticket.resolved_at = db_now()
         await self.session.flush()
         await self.session.refresh(ticket)
 
@@ -187,9 +192,8 @@ class TicketRepository(Repository):
             ticket.solution = checked(Ticket, user_id=ticket.user_id, solution=solution).solution
         ticket.status = TicketStatus.CLOSED
         if ticket.resolved_at is None:
-            ticket.resolved_at = sa.func.now()  # type: ignore[assignment]
-        ticket.closed_at = sa.func.now()  # type: ignore[assignment]
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
+            ticket.resolved_at = db_now()
+        ticket.closed_at = db_now()
         await self.session.flush()
         await self.session.refresh(ticket)
 
@@ -197,7 +201,6 @@ class TicketRepository(Repository):
         ticket.status = TicketStatus.IN_PROGRESS if ticket.assigned_staff_id else TicketStatus.OPEN
         ticket.solution = None
         ticket.resolved_at = None
-        ticket.updated_at = sa.func.now()  # type: ignore[assignment]
         await self.session.flush()
 
     async def staff_member(self, telegram_id: int) -> Staff | None:

@@ -3,7 +3,7 @@ table on SQLModel.metadata."""
 
 from sqlmodel import SQLModel
 
-from .base import BIGINT_MAX, MESSAGE_TEXT_MAX
+from .base import BIGINT_MAX, MESSAGE_TEXT_MAX, db_now
 from .billing import CreditChange, Payment, Product
 from .booking import Appointment, AppointmentStatus
 from .ops import (
@@ -49,5 +49,6 @@ __all__ = [
     "TicketMessage",
     "TicketStatus",
     "User",
+    "db_now",
     "metadata",
 ]

@@ -1,7 +1,8 @@
 """Building blocks shared by every table: naming convention, timestamps, bounded types."""
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -32,6 +33,27 @@ def now_field(*, nullable: bool = False) -> Any:
         sa_column_kwargs={"server_default": sa.func.now()},
         nullable=nullable,
     )
+
+
+def updated_field() -> Any:
+    """A timestamptz column the database sets when the row is written and again whenever it
+    is updated (SQLAlchemy adds `now()` to every ORM flush and Core UPDATE of the table that
+    does not set it): no write path can forget it. Raw SQL and INSERT ... ON CONFLICT DO
+    UPDATE are outside SQLAlchemy's reach and set it themselves."""
+    return Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),
+        sa_column_kwargs={"server_default": sa.func.now(), "onupdate": sa.func.now()},
+        nullable=False,
+    )
+
+
+def db_now() -> datetime:
+    """The database's clock (`now()`: the transaction's start, the clock of every server
+    default) as the value of a timestamp column that records an event (resolved_at,
+    revoked_at). SQLAlchemy renders the expression into the UPDATE; the attribute reads the
+    stored value after a refresh. Typed as what the column holds: the one cast is here."""
+    return cast(datetime, sa.func.now())
 
 
 def optional_time_field() -> Any:

@@ -5,7 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from .base import fk_field, id_field, now_field
+from .base import fk_field, id_field, now_field, updated_field
 
 
 class Product(SQLModel, table=True):
@@ -23,7 +23,7 @@ class Product(SQLModel, table=True):
     credits: int = Field(gt=0, le=2**31 - 1)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     created_at: datetime | None = now_field()
-    updated_at: datetime | None = now_field()
+    updated_at: datetime | None = updated_field()
 
 
 class Payment(SQLModel, table=True):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlmodel import Field, SQLModel
 
-from .base import enum_field, fk_field, id_field, now_field, optional_time_field
+from .base import enum_field, fk_field, id_field, now_field, optional_time_field, updated_field
 
 
 class AppointmentStatus(StrEnum):
@@ -50,4 +50,4 @@ class Appointment(SQLModel, table=True):
     )
     reminder_sent_at: datetime | None = optional_time_field()
     created_at: datetime | None = now_field()
-    updated_at: datetime | None = now_field()
+    updated_at: datetime | None = updated_field()

@@ -16,6 +16,7 @@ from .base import (
     now_field,
     optional_time_field,
     telegram_id_field,
+    updated_field,
 )
 
 
@@ -25,7 +26,7 @@ class FeatureFlag(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     enabled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     description: str = Field(default="", max_length=256)
-    updated_at: datetime | None = now_field()
+    updated_at: datetime | None = updated_field()
 
 
 class RuntimeSetting(SQLModel, table=True):
@@ -34,7 +35,7 @@ class RuntimeSetting(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     value: Any = Field(sa_type=JSONB)
     description: str = Field(default="", max_length=256)
-    updated_at: datetime | None = now_field()
+    updated_at: datetime | None = updated_field()
 
 
 class OutboxStatus(StrEnum):

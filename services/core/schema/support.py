@@ -14,6 +14,7 @@ from .base import (
     now_field,
     optional_time_field,
     telegram_id_field,
+    updated_field,
 )
 
 
@@ -39,7 +40,7 @@ class Ticket(SQLModel, table=True):
     subject: str = Field(default="", max_length=256)
     solution: str | None = Field(default=None, max_length=MESSAGE_TEXT_MAX)
     created_at: datetime | None = now_field()
-    updated_at: datetime | None = now_field()
+    updated_at: datetime | None = updated_field()
     first_response_at: datetime | None = optional_time_field()
     resolved_at: datetime | None = optional_time_field()
     closed_at: datetime | None = optional_time_field()

@@ -17,6 +17,7 @@ from .base import (
     now_field,
     optional_time_field,
     telegram_id_field,
+    updated_field,
 )
 
 # search_text() below as PostgreSQL prints it back (implicit casts written out), so that
@@ -70,7 +71,7 @@ class User(SQLModel, table=True):
     is_blocked: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     credits: int = Field(default=0, ge=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime | None = now_field()
-    updated_at: datetime | None = now_field()
+    updated_at: datetime | None = updated_field()
     deleted_at: datetime | None = optional_time_field()
 
 
