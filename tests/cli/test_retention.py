@@ -66,15 +66,16 @@ async def test_outbox_messages_audit_and_backup_runs(
     )
     outbox = {
         status: await owner.fetchval(
-            "INSERT INTO outbox (chat_id, payload, status, created_at, sent_at) VALUES"
-            " (1, '{}', $1, $2, $2) RETURNING id",
+            "INSERT INTO outbox (chat_id, method, payload, status, created_at, sent_at) VALUES"
+            " (1, 'sendMessage', '{}', $1, $2, $2) RETURNING id",
             status,
             old,
         )
         for status in ("sent", "withdrawn", "pending", "failed")
     }
     recent_sent = await owner.fetchval(
-        "INSERT INTO outbox (chat_id, payload, status, sent_at) VALUES (1, '{}', 'sent', now())"
+        "INSERT INTO outbox (chat_id, method, payload, status, sent_at)"
+        " VALUES (1, 'sendMessage', '{}', 'sent', now())"
         " RETURNING id"
     )
     old_message = await owner.fetchval(

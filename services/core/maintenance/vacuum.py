@@ -51,11 +51,12 @@ class MaintenanceReport:
 
 
 async def tables(connection: asyncpg.Connection) -> list[str]:
-    """The schema's tables (the migration role's), largest first."""
+    """The schema's tables (the migration role's), largest first by the catalogue's page
+    count: no size function, which would wait for a lock before lock_timeout is set."""
     rows = await connection.fetch(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = 'public' AND c.relkind = 'r'"
-        " AND pg_has_role(c.relowner, 'USAGE') ORDER BY pg_total_relation_size(c.oid) DESC"
+        " AND pg_has_role(c.relowner, 'USAGE') ORDER BY c.relpages DESC, c.relname"
     )
     return [row["relname"] for row in rows]
 
