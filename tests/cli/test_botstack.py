@@ -62,15 +62,21 @@ async def test_health_with_postgres_stopped_names_it_and_exits_2(
     await _wait_healthy(botstack)
 
 
+async def _switch_wal(owner: asyncpg.Connection, backup: asyncpg.Connection, key: str) -> None:
+    """Write something (a segment with nothing in it is not switched) and close the segment
+    (as the backup role, which may)."""
+    await owner.execute("INSERT INTO feature_flags (key) VALUES ($1)", key)
+    await backup.execute("SELECT pg_switch_wal()")
+
+
 async def test_health_with_the_archive_unwritable_is_degraded(
-    stack: LocalStack, botstack: Botstack, owner: asyncpg.Connection
+    stack: LocalStack, botstack: Botstack, owner: asyncpg.Connection, endpoints: dict[str, str]
 ) -> None:
     archive = stack.paths.wal_archive
+    backup = await asyncpg.connect(endpoints["backup_dsn"])
     os.chmod(archive, 0o500)
     try:
-        await owner.execute("CREATE TEMP TABLE IF NOT EXISTS wal_filler (x int)")
-        await owner.execute("INSERT INTO wal_filler VALUES (1)")
-        await owner.execute("SELECT pg_switch_wal()")
+        await _switch_wal(owner, backup, "health-archive-1")
         deadline = time.monotonic() + 60
         while (result := botstack("health", "--json")).returncode != 1:
             assert time.monotonic() < deadline, result.stdout
@@ -84,8 +90,10 @@ async def test_health_with_the_archive_unwritable_is_degraded(
         )
     finally:
         os.chmod(archive, 0o700)
-    await owner.execute("INSERT INTO wal_filler VALUES (2)")
-    await owner.execute("SELECT pg_switch_wal()")
+    try:
+        await _switch_wal(owner, backup, "health-archive-2")
+    finally:
+        await backup.close()
     await _wait_healthy(botstack)
 
 

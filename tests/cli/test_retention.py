@@ -137,10 +137,24 @@ async def test_outbox_messages_audit_and_backup_runs(
         assert report.removed[table] >= 1 and report.seconds[table] >= 0
 
 
-async def test_maintenance_while_updates_arrive_steadily(database: Database) -> None:
+async def test_maintenance_while_updates_arrive_steadily(
+    database: Database, endpoints: dict[str, str]
+) -> None:
     """Every operation on every table while updates are processed at a steady rate, each in
     its own transaction as the bot does: none fails, none waits a second."""
+    from urllib.parse import urlsplit
+
     from services.core.maintenance.connect import as_owner
+    from services.core.settings import MigrationSettings
+
+    url = urlsplit(endpoints["postgres_dsn"])
+    owner_settings = MigrationSettings(
+        host=url.hostname or "",
+        port=url.port or 0,
+        database=url.path.lstrip("/"),
+        user=url.username or "",
+        password=url.password or "",
+    )
 
     latencies: list[float] = []
     failures: list[BaseException] = []
@@ -163,7 +177,7 @@ async def test_maintenance_while_updates_arrive_steadily(database: Database) -> 
     traffic = asyncio.create_task(updates())
     try:
         await asyncio.sleep(0.5)
-        async with as_owner() as connection:
+        async with as_owner(owner_settings) as connection:
             report = await vacuum.run(
                 connection,
                 vacuum.OPERATIONS,

@@ -19,8 +19,11 @@ class Unreachable(Exception):
 
 
 @asynccontextmanager
-async def connect(user: str, password: SecretStr) -> AsyncIterator[asyncpg.Connection]:
-    where = MigrationSettings()
+async def connect(
+    user: str, password: SecretStr, where: MigrationSettings | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """Where: the server the migrations reach (MIGRATE_HOST, MIGRATE_PORT, MIGRATE_DATABASE)."""
+    where = where or MigrationSettings()
     try:
         connection = await asyncpg.connect(
             host=where.host,
@@ -41,10 +44,12 @@ async def connect(user: str, password: SecretStr) -> AsyncIterator[asyncpg.Conne
         await connection.close()
 
 
-def as_owner() -> AbstractAsyncContextManager[asyncpg.Connection]:
+def as_owner(
+    settings: MigrationSettings | None = None,
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """As the migration role, which owns the tables: VACUUM, ANALYZE and REINDEX need that."""
-    settings = MigrationSettings()
-    return connect(settings.user, settings.password)
+    settings = settings or MigrationSettings()
+    return connect(settings.user, settings.password, settings)
 
 
 def as_monitor() -> AbstractAsyncContextManager[asyncpg.Connection]:
