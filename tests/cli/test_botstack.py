@@ -65,7 +65,7 @@ async def test_health_with_postgres_stopped_names_it_and_exits_2(
 async def _switch_wal(owner: asyncpg.Connection, backup: asyncpg.Connection, key: str) -> None:
     """Write something (a segment with nothing in it is not switched) and close the segment
     (as the backup role, which may)."""
-    await owner.execute("INSERT INTO feature_flags (key) VALUES ($1)", key)
+    await owner.execute("INSERT INTO feature_flags (key, description) VALUES ($1, '')", key)
     await backup.execute("SELECT pg_switch_wal()")
 
 
