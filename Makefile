@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 STATE_DIR ?= .stack
 
 .PHONY: help install up down status test test-fast lint format bench-db migrate backup restore drill \
-	bench-backup admin-key bench-admin bench-bot loadtest
+	bench-backup admin-key bench-admin bench-bot loadtest botstack
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -103,3 +103,8 @@ bench-backup: install ## base-backup throughput, restore time and data at risk o
 PROFILE ?= standard
 loadtest: install ## Locust against the stack inside the 2 GB limits: PROFILE=smoke|standard|soak|capacity
 	$(UV) run python -m loadtests.run --profile $(PROFILE) $(LOADTEST_ARGS)
+
+# The operator's CLI (docs/cli.md) on the local stack: `make botstack ARGS="stats --json"`.
+# (No `##` help text until README.md names it: tests/unit/test_docs.py holds the two together.)
+botstack: install
+	@$(STACK_ENV) && $(UV) run botstack $(ARGS)

@@ -95,7 +95,8 @@ APP_SERVICES: tuple[AppService, ...] = (
         "BACKUP_SERVICE_",
         1,
         "backup_url",
-        reads=("APP_", "BACKUP_", "DB_", "MIGRATE_HOST", "MIGRATE_PORT", "MIGRATE_DATABASE"),
+        # MIGRATE_: the scheduled VACUUM, ANALYZE and REINDEX run as the tables' owner.
+        reads=("APP_", "BACKUP_", "DB_", "MIGRATE_"),
         as_postgres_user=True,
     ),
 )

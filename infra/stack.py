@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -437,14 +438,31 @@ def _port_base(state_dir: Path, requested: int | None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m infra.stack",
-        description=(
+        description=textwrap.fill(
             "Run the bot stack as local processes on 127.0.0.1: PostgreSQL 15, PgBouncer, and "
             "the project's services (the Telegram Bot API stand-in, the bot, the admin API, "
             "the backup service), with all state (data, WAL archive, sockets, logs, "
             "endpoints.json, env) in one directory. As root it installs missing Debian "
             "packages and runs nothing as root: the servers and the backup service as the OS "
-            "user postgres, the other services as botstack."
+            "user postgres, the other services as botstack.",
+            width=88,
         ),
+        # The commands' own options, so that the top-level --help shows every option there is
+        # (each command's --help explains them in full).
+        epilog=(
+            "commands and their options:\n"
+            "  up [--port-base N] [--scrape-interval S]  start the stack; --port-base moves "
+            "every port\n"
+            f"                                            (default: the state directory's, else "
+            f"{DEFAULT_PORT_BASE})\n"
+            "  down [--purge]                            stop the stack; --purge also removes "
+            "the state directory\n"
+            "  status                                    show each component (exit 3 when one "
+            "is stopped)\n"
+            "--state-dir may also follow the command. Example:\n"
+            "  python -m infra.stack up --state-dir /tmp/stack --port-base 30000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     state_help = f"state directory (default: {shown(DEFAULT_STATE_DIR)})"
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=state_help)

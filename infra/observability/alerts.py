@@ -261,4 +261,31 @@ ALERTS: tuple[Alert, ...] = (
         "{{ $labels.job }} is down",
         "`make status` (local) or `docker compose ps`; the service's log says why it stopped.",
     ),
+    Alert(
+        "MaintenanceFailing",
+        "A scheduled database maintenance job (retention, analyze, vacuum) failed more recently "
+        "than it last succeeded: tables grow and statistics go stale.",
+        "max by (job) (maintenance_last_failure_timestamp_seconds"
+        " - maintenance_last_success_timestamp_seconds)",
+        ">",
+        0,
+        "10m",
+        "ticket",
+        "Maintenance job {{ $labels.job }} is failing",
+        "The backup service's log says why (`maintenance <job>:`); run it by hand with "
+        "`botstack maintenance` and check `botstack health`.",
+    ),
+    Alert(
+        "TableGrowingWithoutRetention",
+        "Retention has not succeeded for over two days: processed updates, outbox rows, "
+        "message logs and audit entries grow without bound.",
+        'time() - max(maintenance_last_success_timestamp_seconds{job="retention"})',
+        ">",
+        2 * 86400,
+        "1h",
+        "ticket",
+        "Retention last succeeded {{ $value | humanizeDuration }} ago",
+        "Is the backup service running and configured (BACKUP_SERVICE_*)? `botstack stats` "
+        "shows the tables' sizes; the service's log shows retention's runs.",
+    ),
 )

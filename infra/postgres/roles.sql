@@ -69,3 +69,5 @@ GRANT EXECUTE ON FUNCTION pg_switch_wal() TO :"backup_user";
 -- (services/backup/live.py: arm_archive_timeout).
 GRANT EXECUTE ON FUNCTION pg_control_checkpoint() TO :"backup_user";
 GRANT pg_checkpoint TO :"backup_user";
+-- The slowest statements for `botstack stats`; readable in full by pg_monitor (pg_read_all_stats).
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;

@@ -41,7 +41,7 @@ def main() -> None:
     settings = BackupServiceSettings()
     context = create_context(settings, REGISTRY)
     app = create_app(context, REGISTRY)
-    scheduler = Scheduler(context, JobMetrics(REGISTRY))
+    scheduler = Scheduler(context, JobMetrics(REGISTRY), REGISTRY)
 
     async def schedule(_: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(scheduler.run_forever())

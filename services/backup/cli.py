@@ -5,25 +5,18 @@ saying what failed."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from services.core.entry import check_settings
-from services.core.settings import BackupRoleSettings, DatabaseSettings
-
-from .basebackup import take_backup, verify_backup
-from .catalogue import Catalogue
-from .context import Context, open_context
-from .drill import drill
-from .dump import take_dump
-from .errors import BackupError
-from .restore import RestoreReport, restore
-from .retention import apply_retention
-from .settings import BackupServiceSettings
+# Only what parsing needs is imported up front: --help and `list` answer without loading the
+# database layer (SQLAlchemy, asyncpg) or the backup machinery; _execute imports the rest.
+if TYPE_CHECKING:
+    from .context import Context
+    from .restore import RestoreReport
 
 log = logging.getLogger("services.backup")
 
@@ -104,16 +97,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _list() -> int:
+    from .catalogue import Catalogue
+    from .settings import BackupServiceSettings
+
+    for backup in Catalogue(BackupServiceSettings().backup_dir).backups():
+        print(
+            f"{backup.label}  {backup.verification.value:<8}  timeline {backup.timeline}  "
+            f"{backup.size_bytes / 1e6:9.1f} MB  finished {backup.finished_at.isoformat()}"
+        )
+    return 0
+
+
 async def _execute(args: argparse.Namespace, context: Context) -> int:
+    from .basebackup import take_backup, verify_backup
+    from .catalogue import Catalogue
+    from .drill import drill
+    from .dump import take_dump
+    from .errors import BackupError
+    from .restore import restore
+    from .retention import apply_retention
+
     settings = context.settings
     catalogue = Catalogue(settings.backup_dir)
-    if args.command == "list":
-        for backup in catalogue.backups():
-            print(
-                f"{backup.label}  {backup.verification.value:<8}  timeline {backup.timeline}  "
-                f"{backup.size_bytes / 1e6:9.1f} MB  finished {backup.finished_at.isoformat()}"
-            )
-        return 0
     with context.exclusive():
         if args.command == "backup":
             await take_backup(settings, context.live, context.runs, context.user)
@@ -196,6 +202,25 @@ The live server was not touched.{warning}"""
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from services.core.entry import check_settings
+
+    from .errors import BackupError
+    from .settings import BackupServiceSettings
+
+    if args.command == "list":
+        check_settings("services.backup.cli", [BackupServiceSettings])
+        try:
+            return _list()
+        except (BackupError, OSError) as error:
+            print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 1
+
+    import asyncio
+
+    from services.core.settings import BackupRoleSettings, DatabaseSettings
+
+    from .context import open_context
+
     check_settings(
         "services.backup.cli", [BackupServiceSettings, BackupRoleSettings, DatabaseSettings]
     )

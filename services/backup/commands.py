@@ -8,7 +8,7 @@ import logging
 import os
 import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from services.core.os_user import ServiceUser
@@ -29,9 +29,13 @@ async def run(
     user: ServiceUser,
     env: Mapping[str, str] | None = None,
     quiet: bool = False,
+    on_line: Callable[[str], None] | None = None,
 ) -> str:
-    """Run a command as user; log its output lines (unless quiet) and return them. Raise
-    BackupError naming what failed and its last lines of output when it exits non-zero."""
+    """Run a command as user; log its output lines (unless quiet; on_line, when given, sees
+    each line instead) and return them. Raise BackupError naming what failed and its last
+    lines of output when it exits non-zero."""
+    if on_line is None:
+        on_line = _log_line if not quiet else _ignore
     command = [*user.prefix, *map(str, argv)]
     process = await asyncio.create_subprocess_exec(
         *command,
@@ -49,25 +53,32 @@ async def run(
         while chunk := await process.stdout.read(4096):
             *complete, pending = LINE_END.split(pending + chunk)
             for raw in complete:
-                _take(raw, lines, tail, quiet)
+                _take(raw, lines, tail, on_line)
         returncode = await process.wait()
     except asyncio.CancelledError:
         # The service is shutting down: don't leave a pg_basebackup running without us.
         if process.returncode is None:
             process.terminate()
         raise
-    _take(pending, lines, tail, quiet)
+    _take(pending, lines, tail, on_line)
     if returncode != 0:
         detail = " | ".join(tail) or f"exit status {process.returncode}"
         raise BackupError(f"{what} failed: {detail}")
     return "\n".join(lines)
 
 
-def _take(raw: bytes, lines: list[str], tail: deque[str], quiet: bool) -> None:
+def _take(raw: bytes, lines: list[str], tail: deque[str], on_line: Callable[[str], None]) -> None:
     line = raw.decode(errors="replace").strip()
     if not line:
         return
     lines.append(line)
     tail.append(line)
-    if not quiet:
-        log.info("  %s", line)
+    on_line(line)
+
+
+def _log_line(line: str) -> None:
+    log.info("  %s", line)
+
+
+def _ignore(line: str) -> None:
+    pass

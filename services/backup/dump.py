@@ -4,6 +4,7 @@ restoring single tables or moving to another major version; not a substitute for
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,30 @@ from .settings import BackupServiceSettings
 
 log = logging.getLogger("services.backup")
 
+# pg_dump --verbose names each table as it copies its rows; the rest of its output (about 70
+# lines on this schema) is chatter an operator does not need.
+DUMPING_TABLE = re.compile(r'dumping contents of table "(?P<table>[^"]+)"')
+USER_TABLES = (
+    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind = 'r' AND n.nspname <> 'information_schema'"
+    " AND n.nspname NOT LIKE 'pg\\_%'"
+)
+
+
+class _Progress:
+    """One line per table copied, numbered against the tables there are."""
+
+    def __init__(self, tables: int) -> None:
+        self.tables = tables
+        self.done = 0
+
+    def __call__(self, line: str) -> None:
+        found = DUMPING_TABLE.search(line)
+        if found is None:
+            return
+        self.done += 1
+        log.info("  table %d/%d: %s", self.done, self.tables, found["table"])
+
 
 async def take_dump(
     settings: BackupServiceSettings, live: LiveServer, runs: RunLog, user: ServiceUser
@@ -30,7 +55,9 @@ async def take_dump(
     target = directory / label
     run_id = await runs.start(BackupKind.DUMP, label)
     clock = time.monotonic()
-    log.info("pg_dump of %s into %s ...", settings.pg_database, target)
+    async with live.connect() as connection:
+        tables = int(await connection.fetchval(USER_TABLES))
+    log.info("pg_dump of %s (%d tables) into %s ...", settings.pg_database, tables, target)
     try:
         await run(
             [
@@ -44,6 +71,7 @@ async def take_dump(
             what="pg_dump",
             user=user,
             env=live.libpq_env(),
+            on_line=_Progress(tables),
         )
     except BackupError as error:
         target.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """The service's schedule: a base backup when the newest one is older than the backup interval
 (at once on an empty catalogue), retention after each backup, and a restore drill every drill
-interval. A failed job is retried after RETRY_SECONDS, not on every tick. Every tick also
+interval, and the database's maintenance (retention, ANALYZE, VACUUM: maintenance.py) when
+each is due. A failed job is retried after RETRY_SECONDS, not on every tick. Every tick also
 makes sure archive_timeout works on a freshly started server (LiveServer.arm_archive_timeout)."""
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import CollectorRegistry
+
 from .basebackup import prepare_directory, take_backup
 from .catalogue import Catalogue
 from .context import Context
 from .drill import drill, load_last_drill
 from .errors import BackupError
+from .maintenance import JOBS, Maintenance, MaintenanceMetrics
 from .metrics import JobMetrics
 from .retention import apply_retention
 
@@ -25,9 +29,20 @@ RETRY_SECONDS = 300.0
 
 
 class Scheduler:
-    def __init__(self, context: Context, metrics: JobMetrics) -> None:
+    def __init__(
+        self,
+        context: Context,
+        metrics: JobMetrics,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.context = context
         self.metrics = metrics
+        # Registered where the service's /metrics reads (a private registry in tests).
+        self.maintenance = Maintenance(
+            context.settings,
+            context.database,
+            MaintenanceMetrics(registry or CollectorRegistry()),
+        )
         self.started = datetime.now(UTC)
         self._failed_at: dict[str, float] = {}
 
@@ -67,8 +82,14 @@ class Scheduler:
                 return  # an operator's command is running; look again next tick
             if self.backup_due(now) and await self._job("backup", self._backup_and_retention):
                 return
-            if self.drill_due(now):
-                await self._job("drill", self._drill)
+            if self.drill_due(now) and await self._job("drill", self._drill):
+                return
+            for job in JOBS:
+                if self.maintenance.due(job, now):
+                    await self._job(job, lambda job=job: self._maintain(job))  # type: ignore[misc]
+
+    async def _maintain(self, job: str) -> None:
+        await self.maintenance.run(job)
 
     async def _backup_and_retention(self) -> None:
         context = self.context

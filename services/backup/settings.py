@@ -47,6 +47,24 @@ class BackupServiceSettings(BaseSettings):
     # How long a scratch server may take to replay the WAL and promote.
     recovery_timeout_seconds: float = Field(3600.0, gt=0)
 
+    # Scheduled database maintenance (services.core.maintenance): ANALYZE every
+    # ANALYZE_INTERVAL, a check every VACUUM_INTERVAL that vacuums (and reindexes) only the
+    # tables with many dead rows, and retention every RETENTION_INTERVAL. Each step gives up a
+    # lock it cannot get within MAINTENANCE_LOCK_TIMEOUT_MS (retried, then skipped).
+    analyze_interval_seconds: float = Field(DAY, gt=0)
+    vacuum_interval_seconds: float = Field(7 * DAY, gt=0)
+    retention_interval_seconds: float = Field(DAY, gt=0)
+    maintenance_lock_timeout_ms: int = Field(500, ge=1)
+    # How long rows are kept: processed update ids for Telegram's 24 h redelivery window plus
+    # this margin; sent and withdrawn outbox rows; conversation messages; audit entries;
+    # backup_runs rows. Deleted RETENTION_BATCH rows per transaction.
+    keep_updates_margin_hours: float = Field(24.0, ge=1)
+    keep_outbox_days: float = Field(30.0, gt=0)
+    keep_messages_days: float = Field(365.0, gt=0)
+    keep_audit_days: float = Field(730.0, gt=0)
+    keep_backup_runs_days: float = Field(180.0, gt=0)
+    retention_batch: int = Field(1000, ge=1, le=100_000)
+
     @model_validator(mode="after")
     def _ports(self) -> BackupServiceSettings:
         if self.scratch_port_min > self.scratch_port_max:

@@ -27,7 +27,8 @@ ALLOWED = {
     "telegram-api": set(),
     "bot": {"DB_PASSWORD"},
     "admin-api": {"DB_PASSWORD"},
-    "backup": {"DB_PASSWORD", "BACKUP_PASSWORD"},
+    # MIGRATE_PASSWORD: its scheduled VACUUM, ANALYZE and REINDEX need the tables' owner.
+    "backup": {"DB_PASSWORD", "BACKUP_PASSWORD", "MIGRATE_PASSWORD"},
 }
 
 
