@@ -1,0 +1,224 @@
+"""The deployed stack exercised as its users meet it: Telegram's updates through the published
+webhook, the admin API, the backup service, the monitoring, and the restart and volume
+promises. Runs in file order: the faults (PostgreSQL stopped, the bot killed, the stack taken
+down) come last."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.deploy.conftest import Deployed, eventually
+
+WEBHOOK_PATH = "/telegram/webhook"
+# The alerts a PostgreSQL outage under traffic fires (tests/observability/test_live.py, the
+# local stack's twin of this check).
+OUTAGE_ALERTS = ("AdminApiErrorRate", "DatabaseErrorRate", "BotUpdateErrorRate")
+
+
+@pytest.fixture(scope="module")
+def token(deployed: Deployed) -> str:
+    return deployed.secret("bot_token")
+
+
+@pytest.fixture(scope="module")
+def telegram(deployed: Deployed, token: str) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=deployed.url("TELEGRAM_API_PUBLISH_PORT"), params={"token": token}, timeout=30
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin_key(deployed: Deployed) -> str:
+    out = deployed.compose(
+        "exec", "-T", "admin-api", "python", "-m", "services.admin_api.keys", "create",
+        "--role", "admin", "--name", "deploy-test",
+    )
+    return out.strip().splitlines()[-1]
+
+
+def _result(response: httpx.Response) -> Any:
+    response.raise_for_status()
+    return response.json()["result"]
+
+
+def _replies(telegram: httpx.Client, chat_id: int) -> int:
+    calls = _result(telegram.get("/__control/calls", params={"chat_id": chat_id,
+                                                              "method": "sendMessage"}))
+    return len(calls)
+
+
+def _update(update_id: int, user_id: int, text: str) -> dict[str, Any]:
+    person = {"id": user_id, "is_bot": False, "first_name": "Deploy"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id % 100000,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Deploy"},
+            "from": person,
+            "text": text,
+        },
+    }
+
+
+def test_a_webhook_update_is_applied_once_and_answered_at_the_stand_in(
+    deployed: Deployed, telegram: httpx.Client
+) -> None:
+    user = 5_100_000 + int(time.time()) % 100_000
+    # The user exists in the stand-in's world (a private chat), as Telegram's users do.
+    _result(telegram.post("/__control/messages", json={"user_id": user, "text": "/start"}))
+    eventually(lambda: _replies(telegram, user) > 0, 60, "the bot answering /start")
+    before = _replies(telegram, user)
+    update_id = 800_000_000 + user
+    webhook = deployed.url("BOT_PUBLISH_PORT") + WEBHOOK_PATH
+    secret = {"X-Telegram-Bot-Api-Secret-Token": deployed.secret("bot_webhook_secret")}
+    with httpx.Client(timeout=30) as client:
+        wrong = client.post(webhook, json=_update(update_id, user, "/help"),
+                            headers={"X-Telegram-Bot-Api-Secret-Token": "wrong-" + "x" * 40})
+        assert wrong.status_code == 401
+        assert client.post(webhook, json=_update(update_id, user, "/help"),
+                           headers=secret).status_code == 200
+        eventually(lambda: _replies(telegram, user) > before, 60, "the answer to the update")
+        answered = _replies(telegram, user)
+        # Redelivered, as Telegram does when it saw no answer: applied once still.
+        assert client.post(webhook, json=_update(update_id, user, "/help"),
+                           headers=secret).status_code == 200
+    applied = f"SELECT count(*) FROM processed_updates WHERE update_id = {update_id}"
+    assert deployed.psql(applied) == "1"
+    # The webhook answers 200 once the update is handled: nothing of the redelivery pends.
+    assert _replies(telegram, user) == answered
+
+
+def test_the_admin_api_answers_with_a_key_made_inside_the_stack(
+    deployed: Deployed, admin_key: str
+) -> None:
+    base = deployed.url("ADMIN_API_PUBLISH_PORT")
+    with httpx.Client(base_url=base, timeout=30) as client:
+        assert client.get("/users").status_code == 401
+        answer = client.get("/users", headers={"Authorization": f"Bearer {admin_key}"})
+        assert answer.status_code == 200, answer.text
+
+
+def test_the_backup_service_backs_up_verifies_and_drills_in_its_container(
+    deployed: Deployed,
+) -> None:
+    for command in ("backup", "drill"):
+        out = deployed.compose("exec", "-T", "backup", "python", "-m", "services.backup.cli",
+                               command, timeout=600)
+        assert out, command
+    succeeded = deployed.psql(
+        "SELECT string_agg(DISTINCT kind::text, ',' ORDER BY kind::text) FROM backup_runs "
+        "WHERE status = 'succeeded'"
+    )
+    assert {"base", "drill"} <= set(succeeded.split(",")), succeeded
+
+
+class Prometheus:
+    def __init__(self, deployed: Deployed) -> None:
+        self.client = httpx.Client(base_url=deployed.url("PROMETHEUS_PUBLISH_PORT"), timeout=30)
+
+    def alerts(self) -> dict[str, str]:
+        found = _data(self.client.get("/api/v1/alerts"))["alerts"]
+        return {alert["labels"]["alertname"]: alert["state"] for alert in found}
+
+
+def _data(response: httpx.Response) -> Any:
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def test_prometheus_scrapes_every_target_and_nothing_fires_at_idle(deployed: Deployed) -> None:
+    prometheus = Prometheus(deployed)
+
+    def all_up() -> bool:
+        targets = _data(prometheus.client.get("/api/v1/targets"))["activeTargets"]
+        return bool(targets) and all(t["health"] == "up" for t in targets)
+
+    eventually(all_up, 90, "every target up")
+    jobs = {t["labels"]["job"] for t in
+            _data(prometheus.client.get("/api/v1/targets"))["activeTargets"]}
+    assert jobs == {"prometheus", "bot", "admin-api", "backup", "postgres", "pgbouncer", "node"}
+    groups = _data(prometheus.client.get("/api/v1/rules"))["groups"]
+    assert sum(len(group["rules"]) for group in groups) >= 16
+    assert prometheus.alerts() == {}
+
+
+def test_stopping_postgres_fires_the_outage_alerts_and_starting_it_resolves_them(
+    deployed: Deployed, telegram: httpx.Client, admin_key: str
+) -> None:
+    prometheus = Prometheus(deployed)
+    stop = threading.Event()
+
+    def traffic() -> None:
+        # Requests and updates before, during and after: the error ratios are of real ones.
+        admin = httpx.Client(base_url=deployed.url("ADMIN_API_PUBLISH_PORT"), timeout=10,
+                             headers={"Authorization": f"Bearer {admin_key}"})
+        user = 5_300_000
+        while not stop.is_set():
+            for call in (lambda: admin.get("/users"), lambda: telegram.post(
+                    "/__control/messages", json={"user_id": user, "text": "hi"})):
+                try:
+                    call()
+                except httpx.HTTPError:
+                    pass
+            stop.wait(0.5)
+
+    loop = threading.Thread(target=traffic, daemon=True)
+    loop.start()
+    try:
+        deployed.compose("stop", "postgres")
+        try:
+            for name in OUTAGE_ALERTS:
+                eventually(lambda: prometheus.alerts().get(name) == "firing", 240,
+                           f"{name} firing")
+        finally:
+            deployed.compose("start", "postgres")
+        for name in OUTAGE_ALERTS:
+            eventually(lambda: name not in prometheus.alerts(), 300, f"{name} resolved")
+    finally:
+        stop.set()
+        loop.join()
+
+
+def _user_count(deployed: Deployed) -> int:
+    return int(deployed.psql("SELECT count(*) FROM users"))
+
+
+def test_a_killed_bot_is_restarted_and_loses_no_update(
+    deployed: Deployed, telegram: httpx.Client
+) -> None:
+    bot = next(c for c in deployed.containers() if c["Service"] == "bot")
+    restarts = deployed.inspect(bot["ID"])["RestartCount"]
+    users = [5_400_000 + i for i in range(20)]
+    before = _user_count(deployed)
+    deployed.docker("kill", bot["ID"])
+    # Updates while the bot is down: the stand-in redelivers each until the bot takes it.
+    for user in users:
+        _result(telegram.post("/__control/messages", json={"user_id": user, "text": "/start"}))
+
+    def healthy_again() -> bool:
+        state = deployed.inspect(bot["ID"])
+        return state["RestartCount"] > restarts and state["State"]["Health"]["Status"] == (
+            "healthy")
+
+    eventually(healthy_again, 120, "the bot restarted by its restart policy and healthy")
+    eventually(lambda: _user_count(deployed) == before + len(users), 120,
+               "every update sent while the bot was down applied")
+    for user in users:
+        eventually(lambda u=user: _replies(telegram, u) >= 1, 60, f"user {user} answered")
+
+
+def test_down_and_up_keeps_every_row(deployed: Deployed) -> None:
+    tables = ("users", "processed_updates", "api_keys", "backup_runs")
+    counted = {table: deployed.psql(f"SELECT count(*) FROM {table}") for table in tables}
+    deployed.compose("down", "--timeout", "60")
+    deployed.compose("up", "--detach", "--wait", "--wait-timeout", "300", "--no-build",
+                     timeout=400)
+    assert {table: deployed.psql(f"SELECT count(*) FROM {table}") for table in tables} == counted
