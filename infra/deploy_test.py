@@ -150,7 +150,10 @@ def base_image(env: dict[str, str], state: Path) -> str:
         (root / "etc/apt/sources.list").unlink(missing_ok=True)
         (root / "etc/apt/sources.list.d/debian.sources").write_text(
             DEBIAN_SOURCES.format(mirror=source))
-        for cache in (root / "var/lib/apt/lists").glob("*"):
+        # No package lists nor downloaded packages in the image (debootstrap keeps both).
+        for cache in [*(root / "var/lib/apt/lists").glob("*"),
+                      *(root / "var/cache/apt/archives").glob("*.deb"),
+                      *(root / "var/cache/apt").glob("*.bin")]:
             if cache.is_file():
                 cache.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
@@ -222,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     state = args.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    # No buildx plugin here: Compose builds with its own BuildKit client (no Bake).
-    env = os.environ | {"COMPOSE_BAKE": "false"}
+    env = dict(os.environ)
     engine: OwnEngine | None = None
     compose: list[str] = []
     status = 1
@@ -239,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         with step("base image", timings):
             print(f"   {BASE_IMAGE}: {base_image(env, state)}")
         with step("secrets", timings):
+            # A stack a kept run (--keep) left has the old secrets in its volumes: gone first.
+            if (state / "env").exists():
+                run([*compose_command(state / "env"), "--profile", "tls", "down", "--volumes",
+                     "--remove-orphans", "--timeout", "10"], env, stdout=subprocess.DEVNULL)
             env_file = write_settings(state)
             compose = compose_command(env_file)
         for service in IMAGES:
