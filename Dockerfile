@@ -23,7 +23,7 @@ COPY infra/docker/http-ok /usr/local/bin/http-ok
 FROM debian AS python-build
 ARG UV_VERSION
 RUN apt-get update \
-    && apt-get install -y ca-certificates python3 python3-pip \
+    && apt-get install -y --no-install-recommends ca-certificates python3 python3-pip \
     && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=secret,id=extra_ca \
     if [ -s /run/secrets/extra_ca ]; then \
@@ -55,7 +55,7 @@ RUN rm -rf services/telegram_api
 
 FROM debian AS python-runtime
 RUN apt-get update \
-    && apt-get install -y python3 \
+    && apt-get install -y --no-install-recommends python3 \
     && rm -rf /var/lib/apt/lists/*
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH="/app/.venv/bin:$PATH"
 WORKDIR /app
@@ -78,7 +78,7 @@ RUN groupadd --system --gid 999 postgres \
     && mkdir -p /etc/postgresql-common/createcluster.d \
     && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/botstack.conf \
     && apt-get update \
-    && apt-get install -y "postgresql-${POSTGRES_MAJOR}" \
+    && apt-get install -y --no-install-recommends "postgresql-${POSTGRES_MAJOR}" \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH="/usr/lib/postgresql/${POSTGRES_MAJOR}/bin:$PATH"
 
@@ -98,7 +98,7 @@ CMD ["postgres"]
 
 FROM postgres-base AS backup
 RUN apt-get update \
-    && apt-get install -y python3 \
+    && apt-get install -y --no-install-recommends python3 \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /backups /wal-archive \
     && chown 999:999 /backups /wal-archive
@@ -115,24 +115,25 @@ ARG PGBOUNCER_VERSION
 RUN printf 'deb-src http://deb.debian.org/debian trixie main\n' \
         > /etc/apt/sources.list.d/trixie-src.list \
     && apt-get update \
-    && apt-get install -y dpkg-dev gcc make libc6-dev pkg-config libevent-dev libc-ares-dev \
+    && apt-get install -y --no-install-recommends dpkg-dev gcc make libc6-dev pkg-config libevent-dev libc-ares-dev \
         libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
     && version=$(apt-cache showsrc pgbouncer | sed -n "s/^Version: \(${PGBOUNCER_VERSION}-.*\)/\1/p" | head -n1) \
     && test -n "$version" \
     && apt-get source --only-source "pgbouncer=${version}" \
-    && cd "pgbouncer-${PGBOUNCER_VERSION}" \
-    && ./configure --prefix=/usr/local \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /build/pgbouncer-${PGBOUNCER_VERSION}
+RUN ./configure --prefix=/usr/local \
     && make -j"$(nproc)" \
     && ./pgbouncer --version | grep -q "PgBouncer ${PGBOUNCER_VERSION}" \
-    && install -m 755 pgbouncer /usr/local/bin/pgbouncer \
-    && rm -rf /var/lib/apt/lists/*
+    && install -m 755 pgbouncer /usr/local/bin/pgbouncer
 
 FROM debian AS pgbouncer
 RUN apt-get update \
-    && apt-get install -y libevent-2.1-7 libc-ares2 libssl3 \
+    && apt-get install -y --no-install-recommends libevent-2.1-7 libc-ares2 libssl3 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=pgbouncer-build /usr/local/bin/pgbouncer /usr/local/bin/pgbouncer
 USER 65534:65534
@@ -140,7 +141,7 @@ ENTRYPOINT ["pgbouncer"]
 
 FROM debian AS pgbouncer-exporter
 RUN apt-get update \
-    && apt-get install -y python3 \
+    && apt-get install -y --no-install-recommends python3 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=pgbouncer-exporter-venv /opt/exporter /opt/exporter
 USER 65534:65534
@@ -150,7 +151,7 @@ ENTRYPOINT ["/opt/exporter/bin/pgbouncer-exporter"]
 FROM debian AS prometheus
 ARG PROMETHEUS_VERSION
 RUN apt-get update \
-    && apt-get install -y "prometheus=${PROMETHEUS_VERSION}*" \
+    && apt-get install -y --no-install-recommends "prometheus=${PROMETHEUS_VERSION}*" \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /prometheus && chown 65534:65534 /prometheus
 USER 65534:65534
@@ -159,7 +160,7 @@ ENTRYPOINT ["/usr/bin/prometheus"]
 FROM debian AS postgres-exporter
 ARG POSTGRES_EXPORTER_VERSION
 RUN apt-get update \
-    && apt-get install -y "prometheus-postgres-exporter=${POSTGRES_EXPORTER_VERSION}*" \
+    && apt-get install -y --no-install-recommends "prometheus-postgres-exporter=${POSTGRES_EXPORTER_VERSION}*" \
     && rm -rf /var/lib/apt/lists/*
 USER 65534:65534
 ENTRYPOINT ["/usr/bin/prometheus-postgres-exporter"]
@@ -167,7 +168,7 @@ ENTRYPOINT ["/usr/bin/prometheus-postgres-exporter"]
 FROM debian AS node-exporter
 ARG NODE_EXPORTER_VERSION
 RUN apt-get update \
-    && apt-get install -y "prometheus-node-exporter=${NODE_EXPORTER_VERSION}*" \
+    && apt-get install -y --no-install-recommends "prometheus-node-exporter=${NODE_EXPORTER_VERSION}*" \
     && rm -rf /var/lib/apt/lists/*
 USER 65534:65534
 ENTRYPOINT ["/usr/bin/prometheus-node-exporter"]
@@ -176,7 +177,7 @@ ENTRYPOINT ["/usr/bin/prometheus-node-exporter"]
 FROM debian AS webhook-proxy
 ARG CADDY_VERSION
 RUN apt-get update \
-    && apt-get install -y ca-certificates "caddy=${CADDY_VERSION}*" \
+    && apt-get install -y --no-install-recommends ca-certificates "caddy=${CADDY_VERSION}*" \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /data /config && chown 65534:65534 /data /config
 ENV XDG_DATA_HOME=/data XDG_CONFIG_HOME=/config

@@ -143,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as error:
         print(f"make secrets: {error}", file=sys.stderr)
         return 2
-    print(f"secrets in {args.dir}/ (generated now: {', '.join(made) or 'none, all kept'}); "
-          f"settings in {args.env_file}")
+    print(
+        f"secrets in {args.dir}/ (generated now: {', '.join(made) or 'none, all kept'}); "
+        f"settings in {args.env_file}"
+    )
     return 0
 
 

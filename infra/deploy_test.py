@@ -130,35 +130,48 @@ def mirror() -> str:
 
 def base_image(env: dict[str, str], state: Path) -> str:
     """debian:bookworm-slim in the engine: there already, pulled, or made with debootstrap."""
-    if subprocess.run(["docker", "image", "inspect", BASE_IMAGE], env=env,
-                      capture_output=True).returncode == 0:
+    if (
+        subprocess.run(
+            ["docker", "image", "inspect", BASE_IMAGE], env=env, capture_output=True
+        ).returncode
+        == 0
+    ):
         return "present"
-    pulled = subprocess.run(["docker", "pull", "-q", BASE_IMAGE], env=env, capture_output=True,
-                            timeout=300, check=False)
+    pulled = subprocess.run(
+        ["docker", "pull", "-q", BASE_IMAGE], env=env, capture_output=True, timeout=300, check=False
+    )
     if pulled.returncode == 0:
         return "pulled"
     if shutil.which("debootstrap") is None:
         if os.geteuid() != 0:
             raise StackError("no registry answers and debootstrap is missing: install it")
-        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
-            os.environ | {"DEBIAN_FRONTEND": "noninteractive"}, stdout=subprocess.DEVNULL)
+        run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
+            os.environ | {"DEBIAN_FRONTEND": "noninteractive"},
+            stdout=subprocess.DEVNULL,
+        )
     root = Path(tempfile.mkdtemp(dir=state, prefix="rootfs-"))
     try:
         source = mirror()
-        run(["debootstrap", "--variant=minbase", "bookworm", str(root), source], env,
-            stdout=subprocess.DEVNULL)
+        run(
+            ["debootstrap", "--variant=minbase", "bookworm", str(root), source],
+            env,
+            stdout=subprocess.DEVNULL,
+        )
         (root / "etc/apt/sources.list").unlink(missing_ok=True)
         (root / "etc/apt/sources.list.d/debian.sources").write_text(
-            DEBIAN_SOURCES.format(mirror=source))
+            DEBIAN_SOURCES.format(mirror=source)
+        )
         # No package lists nor downloaded packages in the image (debootstrap keeps both).
-        for cache in [*(root / "var/lib/apt/lists").glob("*"),
-                      *(root / "var/cache/apt/archives").glob("*.deb"),
-                      *(root / "var/cache/apt").glob("*.bin")]:
+        for cache in [
+            *(root / "var/lib/apt/lists").glob("*"),
+            *(root / "var/cache/apt/archives").glob("*.deb"),
+            *(root / "var/cache/apt").glob("*.bin"),
+        ]:
             if cache.is_file():
                 cache.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        run(["docker", "import", "-", BASE_IMAGE], env, stdin=tar.stdout,
-            stdout=subprocess.DEVNULL)
+        run(["docker", "import", "-", BASE_IMAGE], env, stdin=tar.stdout, stdout=subprocess.DEVNULL)
         tar.wait()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -175,7 +188,11 @@ def write_settings(state: Path) -> Path:
     compose_secrets.create(
         state / "secrets",
         env_file,
-        {"BOT_TOKEN": token, "BOT_PUBLIC_URL": "http://bot:8080", "ALERT_CHAT_ID": "-1001000000001"},
+        {
+            "BOT_TOKEN": token,
+            "BOT_PUBLIC_URL": "http://bot:8080",
+            "ALERT_CHAT_ID": "-1001000000001",
+        },
     )
     extra = {
         "BOT_API_URL": "http://telegram-api:8081",
@@ -193,25 +210,38 @@ def write_settings(state: Path) -> Path:
 def compose_command(env_file: Path) -> list[str]:
     return [
         str(compose_binary()),
-        "--project-name", PROJECT,
-        "--project-directory", str(REPO),
-        "-f", str(COMPOSE_FILE),
-        "-f", str(OVERRIDE),
-        "--env-file", str(env_file),
+        "--project-name",
+        PROJECT,
+        "--project-directory",
+        str(REPO),
+        "-f",
+        str(COMPOSE_FILE),
+        "-f",
+        str(OVERRIDE),
+        "--env-file",
+        str(env_file),
     ]
 
 
 def image_sizes(env: dict[str, str]) -> dict[str, int]:
     out = subprocess.run(
-        ["docker", "image", "ls", "--format", "{{json .}}"], env=env, capture_output=True,
-        text=True, check=True).stdout
+        ["docker", "image", "ls", "--format", "{{json .}}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     sizes = {}
     for line in out.splitlines():
         image = json.loads(line)
         if image["Repository"].startswith("botstack-"):
             inspected = subprocess.run(
-                ["docker", "image", "inspect", "--format", "{{.Size}}", image["ID"]], env=env,
-                capture_output=True, text=True, check=True).stdout
+                ["docker", "image", "inspect", "--format", "{{.Size}}", image["ID"]],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             sizes[f"{image['Repository']}:{image['Tag']}"] = int(inspected)
     return sizes
 
@@ -243,23 +273,46 @@ def main(argv: list[str] | None = None) -> int:
         with step("secrets", timings):
             # A stack a kept run (--keep) left has the old secrets in its volumes: gone first.
             if (state / "env").exists():
-                run([*compose_command(state / "env"), "--profile", "tls", "down", "--volumes",
-                     "--remove-orphans", "--timeout", "10"], env, stdout=subprocess.DEVNULL)
+                run(
+                    [
+                        *compose_command(state / "env"),
+                        "--profile",
+                        "tls",
+                        "down",
+                        "--volumes",
+                        "--remove-orphans",
+                        "--timeout",
+                        "10",
+                    ],
+                    env,
+                    stdout=subprocess.DEVNULL,
+                )
             env_file = write_settings(state)
             compose = compose_command(env_file)
         for service in IMAGES:
             with step(f"build {service}", timings):
                 run([*compose, "--progress", "quiet", "--profile", "tls", "build", service], env)
         with step("up --wait", timings):
-            run([*compose, "up", "--detach", "--wait", "--wait-timeout", "300", "--no-build"],
-                env)
+            run([*compose, "up", "--detach", "--wait", "--wait-timeout", "300", "--no-build"], env)
         with step("checks", timings):
             checks = subprocess.run(
-                [sys.executable, "-m", "pytest", "-m", "deploy", "-p", "no:cacheprovider",
-                 str(REPO / "tests" / "deploy"), *args.pytest_args],
-                env=env | {"DEPLOY_COMPOSE": json.dumps(compose),
-                           "DEPLOY_SECRETS_DIR": str(state / "secrets"),
-                           "DEPLOY_PORTS": json.dumps(PORTS)},
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-m",
+                    "deploy",
+                    "-p",
+                    "no:cacheprovider",
+                    str(REPO / "tests" / "deploy"),
+                    *args.pytest_args,
+                ],
+                env=env
+                | {
+                    "DEPLOY_COMPOSE": json.dumps(compose),
+                    "DEPLOY_SECRETS_DIR": str(state / "secrets"),
+                    "DEPLOY_PORTS": json.dumps(PORTS),
+                },
                 check=False,
             )
             status = checks.returncode
@@ -272,8 +325,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             with step("teardown", timings):
                 if compose:
-                    subprocess.run([*compose, "--profile", "tls", "down", "--volumes",
-                                    "--remove-orphans", "--timeout", "30"], env=env, check=False)
+                    subprocess.run(
+                        [
+                            *compose,
+                            "--profile",
+                            "tls",
+                            "down",
+                            "--volumes",
+                            "--remove-orphans",
+                            "--timeout",
+                            "30",
+                        ],
+                        env=env,
+                        check=False,
+                    )
                 if engine is not None:
                     engine.stop()
         print("== durations: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))

@@ -63,14 +63,19 @@ def test_only_the_webhook_is_published_beyond_loopback(deployed: Deployed) -> No
                 published[(container["Service"], int(binding["HostPort"]))] = binding["HostIp"]
     public = {key for key, ip in published.items() if ip not in ("127.0.0.1",)}
     assert public == {("bot", deployed.ports["BOT_PUBLISH_PORT"])}, published
-    assert deployed.compose("port", "bot", "8080").strip().endswith(
-        f":{deployed.ports['BOT_PUBLISH_PORT']}"
+    assert (
+        deployed.compose("port", "bot", "8080")
+        .strip()
+        .endswith(f":{deployed.ports['BOT_PUBLISH_PORT']}")
     )
     # What the host listens on (ss): the same, seen from outside Docker.
     listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
     for (service, port), ip in published.items():
-        local = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(
-            f":{port}")]
+        local = [
+            line.split()[3]
+            for line in listening.splitlines()
+            if line.split()[3].endswith(f":{port}")
+        ]
         assert local, f"{service}'s port {port} is not listening"
         if ip == "127.0.0.1":
             assert all(address.startswith("127.0.0.1:") for address in local), (service, local)
@@ -81,14 +86,21 @@ def test_the_override_changes_nothing_but_the_stand_in_and_grafana(deployed: Dep
     override = command.index("-f", command.index("-f") + 1)
     alone = command[:override] + command[override + 2 :]
     # Every profile on, so that Grafana and the TLS proxy are in both.
-    everything = ["--profile", "tls", "--profile", "grafana-official-image", "config",
-                  "--format", "json"]
-    overridden = json.loads(subprocess.run(
-        [*command, *everything], capture_output=True, text=True, check=True
-    ).stdout)
-    original = json.loads(subprocess.run(
-        [*alone, *everything], capture_output=True, text=True, check=True
-    ).stdout)
+    everything = [
+        "--profile",
+        "tls",
+        "--profile",
+        "grafana-official-image",
+        "config",
+        "--format",
+        "json",
+    ]
+    overridden = json.loads(
+        subprocess.run([*command, *everything], capture_output=True, text=True, check=True).stdout
+    )
+    original = json.loads(
+        subprocess.run([*alone, *everything], capture_output=True, text=True, check=True).stdout
+    )
     added = overridden["services"].pop(STAND_IN)
     assert added["image"] == "botstack-telegram-api:test"
     grafana = overridden["services"].pop("grafana")
@@ -103,27 +115,43 @@ def _in_image(deployed: Deployed, image: str, *command: str) -> str:
 
 def test_the_production_image_holds_only_what_production_runs(deployed: Deployed) -> None:
     image = _services(deployed)["bot"]["image"]
-    distributions = set(_in_image(
-        deployed, image, "python", "-c",
-        "import importlib.metadata as m; print('\\n'.join(sorted({d.metadata['Name'].lower() "
-        "for d in m.distributions()})))",
-    ).split())
+    distributions = set(
+        _in_image(
+            deployed,
+            image,
+            "python",
+            "-c",
+            "import importlib.metadata as m; print('\\n'.join(sorted({d.metadata['Name'].lower() "
+            "for d in m.distributions()})))",
+        ).split()
+    )
     locked = subprocess.run(
-        [*os.environ.get("UV", "uv").split(), "export", "--locked", "--no-dev", "--no-hashes", "--no-header",
-         "--no-annotate", "--no-emit-project"],
-        capture_output=True, text=True, check=True, cwd=REPO,
+        [
+            *os.environ.get("UV", "uv").split(),
+            "export",
+            "--locked",
+            "--no-dev",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+            "--no-emit-project",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
     ).stdout
     wanted = {
         line.split("==")[0].split("[")[0].strip().lower().replace("_", "-")
-        for line in locked.splitlines() if "==" in line
+        for line in locked.splitlines()
+        if "==" in line
     }
     installed = {name.replace("_", "-") for name in distributions}
     # Debian's python3 brings no distributions of its own into the venv's view but pip's
     # absence is the point: nothing that installs or tests.
     assert installed - wanted <= set(), sorted(installed - wanted)
     assert wanted <= installed, sorted(wanted - installed)
-    packages = set(_in_image(
-        deployed, image, "dpkg-query", "-W", "-f", "${Package}\\n").split())
+    packages = set(_in_image(deployed, image, "dpkg-query", "-W", "-f", "${Package}\\n").split())
     for tool in ("python3-pip", "gcc", "make", "curl", "wget", "git"):
         assert tool not in packages, f"{tool} is in the production image"
     tree = _in_image(deployed, image, "find", "/app", "-maxdepth", "2", "-type", "d").split()
