@@ -239,3 +239,62 @@ def test_the_images_are_pinned_and_install_from_the_lock_file() -> None:
         if "build" not in service:
             assert name == "grafana", f"{name} is not built from the Dockerfile"
             assert re.search(r":v?\d+\.\d+", service["image"]), name
+
+
+def test_the_local_stack_runs_the_versions_and_flags_compose_deploys() -> None:
+    # The local stack's programs (Debian's packages, which .ci/run installs) report the
+    # versions of compose.yaml's x-versions, and it passes compose's monitoring flags.
+    import subprocess
+
+    from infra.monitoring import PACKAGES
+    from infra.topology import flags, versions
+
+    pinned = versions()
+    for package, key in (
+        ("prometheus", "PROMETHEUS_VERSION"),
+        ("prometheus-postgres-exporter", "POSTGRES_EXPORTER_VERSION"),
+        ("prometheus-node-exporter", "NODE_EXPORTER_VERSION"),
+    ):
+        reported = subprocess.run(
+            [PACKAGES[package], "--version"], capture_output=True, text=True, check=True
+        )
+        assert f"version {pinned[key]}" in reported.stdout + reported.stderr, package
+    source = (COMPOSE.parent / "infra" / "monitoring.py").read_text()
+    for service in ("node-exporter", "postgres-exporter", "prometheus"):
+        assert f'*flags("{service}")' in source, f"the local {service} ignores compose's flags"
+    assert "--storage.tsdb.retention.size=256MB" in flags("prometheus")
+    assert "--collector.filesystem" in flags("node-exporter")
+
+
+def test_make_secrets_refuses_without_what_the_operator_must_choose(tmp_path: Path) -> None:
+    import stat
+
+    import pytest
+
+    from infra.compose_secrets import ALL, Refused, create
+
+    token = "123456:" + "A" * 30
+    chosen = {"BOT_PUBLIC_URL": "https://bot.example.com", "ALERT_CHAT_ID": "-1001"}
+    for missing in ({**chosen}, {"BOT_TOKEN": token, "ALERT_CHAT_ID": "-1"}):
+        with pytest.raises(Refused):
+            create(tmp_path / "s", tmp_path / ".env", missing)
+    with pytest.raises(Refused) as refused:  # a malformed token is refused, never echoed
+        create(tmp_path / "s", tmp_path / ".env", {**chosen, "BOT_TOKEN": "oops-secret"})
+    assert "oops-secret" not in str(refused.value)
+    assert not (tmp_path / "s").exists()
+    made = create(
+        tmp_path / "s",
+        tmp_path / ".env",
+        {**chosen, "TLS_DOMAIN": "bot.example.org", "BOT_TOKEN": token},
+    )
+    directory = tmp_path / "s"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert sorted(path.name for path in directory.iterdir()) == sorted(ALL)
+    values = {name: (directory / name).read_text() for name in made}
+    assert all(len(value) >= 40 for value in values.values())
+    assert len(set(values.values())) == len(values)
+    env = (tmp_path / ".env").read_text()
+    assert "BOT_PUBLIC_URL=https://bot.example.org\n" in env and "COMPOSE_PROFILES=tls\n" in env
+    # A second run keeps the passwords the database was initialised with.
+    assert create(directory, tmp_path / ".env", {**chosen, "BOT_TOKEN": token}) == []
+    assert {name: (directory / name).read_text() for name in made} == values
