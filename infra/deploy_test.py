@@ -145,9 +145,11 @@ def base_image(env: dict[str, str], state: Path) -> str:
     if shutil.which("debootstrap") is None:
         if os.geteuid() != 0:
             raise StackError("no registry answers and debootstrap is missing: install it")
+        apt = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "update", "-qq"], apt, stdout=subprocess.DEVNULL)
         run(
             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
-            os.environ | {"DEBIAN_FRONTEND": "noninteractive"},
+            apt,
             stdout=subprocess.DEVNULL,
         )
     root = Path(tempfile.mkdtemp(dir=state, prefix="rootfs-"))
@@ -294,6 +296,21 @@ def main(argv: list[str] | None = None) -> int:
                 run([*compose, "--progress", "quiet", "--profile", "tls", "build", service], env)
         with step("up --wait", timings):
             run([*compose, "up", "--detach", "--wait", "--wait-timeout", "300", "--no-build"], env)
+        # Memory at idle against each limit, before the checks load anything.
+        stats = subprocess.run(
+            [
+                "docker",
+                "stats",
+                "--no-stream",
+                "--format",
+                "   memory {{.Name}}: {{.MemUsage}} ({{.MemPerc}})",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(stats.stdout, end="", flush=True)
         with step("checks", timings):
             checks = subprocess.run(
                 [
