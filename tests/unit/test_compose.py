@@ -1,7 +1,8 @@
 """compose.yaml, checked statically (`make deploy-test` deploys it on a Docker engine and checks
-the running containers: tests/deploy; `make lint` runs the real Compose parser and compose-lint): the memory budget of a 2 GB VPS, nothing but the webhook reachable
-from outside the host, every container hardened and health-checked, secrets as files, the
-local stack's configuration files, and an image that needs nothing of the local stack."""
+the running containers in tests/deploy; `make lint` runs the real Compose parser and
+compose-lint): the memory budget of a 2 GB VPS, nothing but the webhook reachable from
+outside the host, every container hardened and health-checked, secrets as files, the local
+stack's configuration files and versions, and an image that needs nothing of the local stack."""
 
 from __future__ import annotations
 
