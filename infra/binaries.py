@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.system import Apt, StackError, probe
+from infra.topology import versions
 
-DEBIAN_PG_BINDIR = Path("/usr/lib/postgresql/15/bin")
-PG_MAJOR = "15"
+PG_MAJOR = versions()["POSTGRES_MAJOR"]  # compose.yaml's, as its image installs it
+DEBIAN_PG_BINDIR = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
 # Protocol-level prepared statements (max_prepared_statements) arrived in PgBouncer 1.21.
 PREPARED_STATEMENTS_SINCE = (1, 21)
 

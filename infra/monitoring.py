@@ -33,6 +33,7 @@ from infra.processes import Placement, Supervised, unplaced
 from infra.service_runtime import REPO_ROOT, SYSTEM_PYTHON, Account, Runtime
 from infra.stack_state import HOST, Credentials, Layout, Ports
 from infra.system import Apt, StackError, run, write_file
+from infra.topology import flags, versions
 
 PACKAGES = {
     "prometheus": "/usr/bin/prometheus",
@@ -40,12 +41,13 @@ PACKAGES = {
     "prometheus-postgres-exporter": "/usr/bin/prometheus-postgres-exporter",
     "prometheus-node-exporter": "/usr/bin/prometheus-node-exporter",
 }
+_VERSIONS = versions()
 PROGRAMS = {
-    "node-exporter": "node_exporter 1.5",
-    "postgres-exporter": "postgres_exporter 0.11.1",
+    "node-exporter": f"node_exporter {_VERSIONS['NODE_EXPORTER_VERSION']}",
+    "postgres-exporter": f"postgres_exporter {_VERSIONS['POSTGRES_EXPORTER_VERSION']}",
     "pgbouncer-exporter": "prometheus-pgbouncer-exporter 2.1.2",
     "alertmanager": "Alertmanager 0.25",
-    "prometheus": "Prometheus 2.42",
+    "prometheus": f"Prometheus {_VERSIONS['PROMETHEUS_VERSION']}",
 }
 POSTGRES_EXPORTER_QUERIES = REPO_ROOT / "infra" / "postgres_exporter" / "queries.yaml"
 PGBOUNCER_EXPORTER_CONFIG = REPO_ROOT / "infra" / "pgbouncer_exporter" / "config.yml"
@@ -59,8 +61,6 @@ ALERT_MESSAGE = (
     "({{ .Labels.severity }})\n{{ .Annotations.summary }}\n"
     "What to do: {{ .Annotations.runbook }}\n\n{{ end }}"
 )
-RETENTION_TIME = "7d"
-RETENTION_SIZE = "256MB"  # compose's Prometheus keeps the same (its memory limit is small)
 
 
 @dataclass(frozen=True)
@@ -134,12 +134,8 @@ class Monitoring:
             [
                 PACKAGES["prometheus-node-exporter"],
                 f"--web.listen-address={HOST}:{self.ports.app(NODE_EXPORTER)}",
-                # Host CPU, memory, disk and load: what the Host dashboard and alerts read.
-                "--collector.disable-defaults",
-                "--collector.cpu",
-                "--collector.meminfo",
-                "--collector.filesystem",
-                "--collector.loadavg",
+                # Host CPU, memory, disk and load: compose.yaml's collectors.
+                *flags("node-exporter"),
             ],
             {},
             account,
@@ -156,6 +152,7 @@ class Monitoring:
                 PACKAGES["prometheus-postgres-exporter"],
                 f"--web.listen-address={HOST}:{self.ports.app(POSTGRES_EXPORTER)}",
                 f"--extend.query-path={POSTGRES_EXPORTER_QUERIES}",
+                *flags("postgres-exporter"),
             ],
             {"DATA_SOURCE_NAME": dsn},
             account,
@@ -206,8 +203,7 @@ class Monitoring:
                 PACKAGES["prometheus"],
                 f"--config.file={config}",
                 f"--storage.tsdb.path={data}",
-                f"--storage.tsdb.retention.time={RETENTION_TIME}",
-                f"--storage.tsdb.retention.size={RETENTION_SIZE}",
+                *flags("prometheus"),  # compose.yaml's retention, by time and by size
                 f"--web.listen-address={HOST}:{self.ports.app(PROMETHEUS)}",
             ],
             {},

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from infra.binaries import PgBouncerBinary, pgbouncer_version
 from infra.system import Apt, StackError, file_lock, probe, run, shown
+from infra.topology import versions
 
 log = logging.getLogger("infra.stack")
 
-VERSION = "1.24.1"
+VERSION = versions()["PGBOUNCER_VERSION"]  # compose.yaml's, as its image builds it
 BUILD_DEPENDENCIES = (
     "dpkg-dev",  # apt-get source unpacks and patches with dpkg-source
     "gcc",

@@ -44,7 +44,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.stack)
-        elif item.get_closest_marker("slow") is None:
+        elif item.get_closest_marker("slow") is None and item.get_closest_marker("deploy") is None:
+            # Deploy tests need the compose stack of `make deploy-test`, never a fast tier.
             item.add_marker(pytest.mark.fast)
 
 

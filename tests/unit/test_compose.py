@@ -1,7 +1,8 @@
-"""compose.yaml, checked statically (no Docker engine on these machines; `make lint` runs the
-real Compose parser on it): the memory budget of a 2 GB VPS, nothing but the webhook reachable
-from outside the host, every container hardened and health-checked, secrets as files, the
-local stack's configuration files, and an image that needs nothing of the local stack."""
+"""compose.yaml, checked statically (`make deploy-test` deploys it on a Docker engine and checks
+the running containers in tests/deploy; `make lint` runs the real Compose parser and
+compose-lint): the memory budget of a 2 GB VPS, nothing but the webhook reachable from
+outside the host, every container hardened and health-checked, secrets as files, the local
+stack's configuration files and versions, and an image that needs nothing of the local stack."""
 
 from __future__ import annotations
 
@@ -46,26 +47,24 @@ def document() -> dict[str, Any]:
     return dict(yaml.safe_load(COMPOSE.read_text()))
 
 
-def test_compose_refuses_to_start_without_a_secret() -> None:
-    text = COMPOSE.read_text()
-    assert ":?" in str(services()["bot"]["environment"]["BOT_PUBLIC_URL"])
-    for secret in document()["secrets"].values():
-        variable = secret["environment"]
-        assert f"${{{variable}:?" in text, f"{variable} is not required"
+def test_secrets_are_files_of_the_secrets_directory_never_environment_values() -> None:
+    # Compose refuses environment-sourced secrets for read-only services (the first real
+    # `up` failed on it): every secret is a file of SECRETS_DIR, made by `make secrets`.
+    from infra.compose_secrets import ALL
 
-
-def test_secrets_reach_containers_as_files_never_in_their_environment() -> None:
-    secret_variables = {s["environment"] for s in document()["secrets"].values()}
+    secrets = document()["secrets"]
+    runtime = {name for name in secrets if name != "extra_ca"}
+    assert runtime == set(ALL)
+    for name in runtime:
+        assert secrets[name] == {"file": f"${{SECRETS_DIR:-./secrets}}/{name}"}, name
+    variables = {"BOT_TOKEN", "BOT_WEBHOOK_SECRET", "POSTGRES_PASSWORD", "DB_PASSWORD"}
     for name, service in services().items():
-        environment = service.get("environment", {})
-        for key, value in environment.items():
-            assert key not in secret_variables, f"{name} has {key} in its environment"
-            # Grafana's contact point reads the bot token from its environment: Grafana 11
-            # expands only environment variables in alerting provisioning.
-            if name != "grafana":
-                assert not any(f"${{{v}" in str(value) for v in secret_variables), (name, key)
+        for key, value in service.get("environment", {}).items():
+            assert key not in variables, f"{name} has {key} in its environment"
+            assert not any(f"${{{v}" in str(value) for v in variables), (name, key)
         for secret in service.get("secrets", []):
-            assert secret in document()["secrets"], f"{name} uses an undefined secret {secret}"
+            assert secret in runtime, f"{name} uses an undefined secret {secret}"
+    assert ":?" in str(services()["bot"]["environment"]["BOT_PUBLIC_URL"])
 
 
 def test_every_long_running_service_has_a_healthcheck_and_a_restart_policy() -> None:
@@ -109,9 +108,7 @@ def test_only_edge_services_leave_the_internal_network() -> None:
     assert document()["networks"]["internal"]["internal"] is True
     for name, service in services().items():
         networks = set(service.get("networks", []))
-        if name == "wal-archive-permissions":
-            assert service["network_mode"] == "none"
-        elif name in EDGE_SERVICES:
+        if name in EDGE_SERVICES:
             assert "edge" in networks, name
         else:
             assert networks == {"internal"}, f"{name} is on {networks}"
@@ -162,12 +159,21 @@ def test_compose_runs_on_the_files_the_local_stack_runs_on() -> None:
         COMPOSE.parent / "infra" / "grafana" / "provisioning",
     ):
         assert local.resolve() in mounted, f"compose does not mount {local}"
+    # The versions the local stack runs: compose.yaml's x-versions (infra/topology.py) are
+    # in each image's tag, and the PgBouncer exporter's is the pin of its requirements.
+    from infra.topology import versions
+
+    pinned = versions()
     images = {name: str(service.get("image", "")) for name, service in services().items()}
-    # The versions the local stack runs (Debian's packages; the PgBouncer exporter's pin).
-    assert images["postgres-exporter"].endswith(":v0.11.1")
-    assert images["node-exporter"].endswith(":v1.5.0")
-    assert images["prometheus"].endswith(":v2.42.0")
-    assert images["pgbouncer-exporter"].endswith(":2.1.2")
+    assert images["postgres"].endswith(f":{pinned['POSTGRES_MAJOR']}")
+    assert images["pgbouncer"].endswith(f":{pinned['PGBOUNCER_VERSION']}")
+    assert images["postgres-exporter"].endswith(f":{pinned['POSTGRES_EXPORTER_VERSION']}")
+    assert images["node-exporter"].endswith(f":{pinned['NODE_EXPORTER_VERSION']}")
+    assert images["prometheus"].endswith(f":{pinned['PROMETHEUS_VERSION']}")
+    assert images["webhook-proxy"].endswith(f":{pinned['CADDY_VERSION']}")
+    requirements = (COMPOSE.parent / "infra/pgbouncer_exporter/requirements.txt").read_text()
+    exporter = images["pgbouncer-exporter"].rsplit(":", 1)[1]
+    assert f"prometheus-pgbouncer-exporter=={exporter}" in requirements
 
 
 def test_env_example_lists_every_setting_compose_reads() -> None:
@@ -198,30 +204,96 @@ def test_no_service_imports_the_local_stack() -> None:
             )
             for module in names:
                 assert module.split(".")[0] != "infra", f"{path.relative_to(root)} imports {module}"
-    # The image holds no copy of infra/ that could hide such an import.
-    assert not [
-        line
+    # The images hold no copy of infra/'s Python that could hide such an import: only these
+    # files of it (a shell healthcheck, PostgreSQL's entrypoint, the exporter's pins).
+    copied = {
+        word
         for line in (root / "Dockerfile").read_text().splitlines()
-        if "infra" in line.split("#")[0]
-    ]
+        if line.startswith("COPY")
+        for word in line.split()
+        if word.startswith("infra")
+    }
+    assert copied == {
+        "infra/docker/http-ok",
+        "infra/postgres/docker-entrypoint.sh",
+        "infra/pgbouncer_exporter/requirements.txt",
+    }
 
 
 def test_the_images_are_pinned_and_install_from_the_lock_file() -> None:
     import re
 
-    dockerfiles = [
-        COMPOSE.parent / "Dockerfile",
-        COMPOSE.parent / "infra/pgbouncer_exporter/Dockerfile",
-    ]
-    for dockerfile in dockerfiles:
-        text = dockerfile.read_text()
-        for image in re.findall(r"^FROM (\S+)", text, re.MULTILINE) + re.findall(
-            r"--from=(\S+)", text
-        ):
-            if ":" in image:  # a stage of this file has no tag
-                assert re.search(r":v?\d+\.\d+", image), f"{image} is not pinned"
-        assert "USER 65534:65534" in text or "USER 999:999" in text
-    assert "uv sync --locked" in dockerfiles[0].read_text()
+    text = (COMPOSE.parent / "Dockerfile").read_text()
+    # Debian 12 is the one base (no other registry); a stage of this file has no tag.
+    bases = {image for image in re.findall(r"^FROM (\S+)", text, re.MULTILINE) if ":" in image}
+    assert bases == {"debian:bookworm-slim"}
+    assert "uv sync --locked --no-dev" in text
+    # Every stage that runs ends as a non-root user.
+    for stage in re.split(r"^FROM ", text, flags=re.MULTILINE)[1:]:
+        name = stage.split()[2] if " AS " in stage.split("\n")[0] else ""
+        if name in {s.get("build", {}).get("target") for s in services().values()}:
+            users = re.findall(r"^USER (\S+)", stage, re.MULTILINE)
+            assert users and users[-1] in ("65534:65534", "999:999"), name
     for name, service in services().items():
-        if "image" in service and "build" not in service:
+        if "build" not in service:
+            assert name == "grafana", f"{name} is not built from the Dockerfile"
             assert re.search(r":v?\d+\.\d+", service["image"]), name
+
+
+def test_the_local_stack_runs_the_versions_and_flags_compose_deploys() -> None:
+    # The local stack's programs (Debian's packages, which .ci/run installs) report the
+    # versions of compose.yaml's x-versions, and it passes compose's monitoring flags.
+    import subprocess
+
+    from infra.monitoring import PACKAGES
+    from infra.topology import flags, versions
+
+    pinned = versions()
+    for package, key in (
+        ("prometheus", "PROMETHEUS_VERSION"),
+        ("prometheus-postgres-exporter", "POSTGRES_EXPORTER_VERSION"),
+        ("prometheus-node-exporter", "NODE_EXPORTER_VERSION"),
+    ):
+        reported = subprocess.run(
+            [PACKAGES[package], "--version"], capture_output=True, text=True, check=True
+        )
+        assert f"version {pinned[key]}" in reported.stdout + reported.stderr, package
+    source = (COMPOSE.parent / "infra" / "monitoring.py").read_text()
+    for service in ("node-exporter", "postgres-exporter", "prometheus"):
+        assert f'*flags("{service}")' in source, f"the local {service} ignores compose's flags"
+    assert "--storage.tsdb.retention.size=256MB" in flags("prometheus")
+    assert "--collector.filesystem" in flags("node-exporter")
+
+
+def test_make_secrets_refuses_without_what_the_operator_must_choose(tmp_path: Path) -> None:
+    import stat
+
+    import pytest
+
+    from infra.compose_secrets import ALL, Refused, create
+
+    token = "123456:" + "A" * 30
+    chosen = {"BOT_PUBLIC_URL": "https://bot.example.com", "ALERT_CHAT_ID": "-1001"}
+    for missing in ({**chosen}, {"BOT_TOKEN": token, "ALERT_CHAT_ID": "-1"}):
+        with pytest.raises(Refused):
+            create(tmp_path / "s", tmp_path / ".env", missing)
+    with pytest.raises(Refused) as refused:  # a malformed token is refused, never echoed
+        create(tmp_path / "s", tmp_path / ".env", {**chosen, "BOT_TOKEN": "oops-secret"})
+    assert "oops-secret" not in str(refused.value)
+    assert not (tmp_path / "s").exists()
+    made = create(
+        tmp_path / "s",
+        tmp_path / ".env",
+        {**chosen, "TLS_DOMAIN": "bot.example.org", "BOT_TOKEN": token},
+    )
+    directory = tmp_path / "s"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert sorted(path.name for path in directory.iterdir()) == sorted(ALL)
+    values = {name: (directory / name).read_text() for name in made}
+    assert all(len(value) >= 40 for value in values.values())
+    assert len(set(values.values())) == len(values)
+    env = (tmp_path / ".env").read_text()
+    assert "BOT_PUBLIC_URL=https://bot.example.org\n" in env and "COMPOSE_PROFILES=tls\n" in env
+    # A second run keeps the passwords the database was initialised with.
+    assert create(directory, tmp_path / ".env", {**chosen, "BOT_TOKEN": token}) == []
+    assert {name: (directory / name).read_text() for name in made} == values
