@@ -22,6 +22,7 @@ import yaml
 from .alerts import ALERTS, Alert
 from .dashboards import DASHBOARDS
 from .dashboards import render as render_dashboard
+from .notifications import GRAFANA_MESSAGE, GRAFANA_TEMPLATE, TEMPLATE_NAME
 from .scrape import compose_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +44,16 @@ INCLUSIVE_EPSILON = 1e-9
 def alert_annotations(alert: Alert) -> dict[str, str]:
     """What a person reads on the alert, the same in both engines."""
     return {"summary": alert.summary, "description": alert.meaning, "runbook": alert.runbook}
+
+
+def grafana_annotations(alert: Alert) -> dict[str, str]:
+    """The same texts for Grafana, whose $value is a string naming every expression's value
+    ("[ var='B' labels={} value=0.9 ]", which humanize cannot read): the number the threshold
+    compares is the reduce expression's, $values.B.Value."""
+    return {
+        key: re.sub(r"\$value\b", "$values.B.Value", text)
+        for key, text in alert_annotations(alert).items()
+    }
 
 
 def prometheus_rules(alerts: tuple[Alert, ...] = ALERTS) -> dict[str, Any]:
@@ -122,7 +133,7 @@ def grafana_rule(alert: Alert) -> dict[str, Any]:
         "execErrState": "Error",
         "for": alert.for_,
         "labels": {"severity": alert.severity},
-        "annotations": alert_annotations(alert),
+        "annotations": grafana_annotations(alert),
     }
 
 
@@ -138,6 +149,8 @@ def grafana_alerting(alerts: tuple[Alert, ...] = ALERTS) -> dict[str, Any]:
                 "rules": [grafana_rule(alert) for alert in alerts],
             }
         ],
+        # The staff chat's message (infra/observability/notifications.py), as Alertmanager's.
+        "templates": [{"orgId": 1, "name": TEMPLATE_NAME, "template": GRAFANA_TEMPLATE}],
         "contactPoints": [
             {
                 "orgId": 1,
@@ -150,6 +163,9 @@ def grafana_alerting(alerts: tuple[Alert, ...] = ALERTS) -> dict[str, Any]:
                         "settings": {
                             "bottoken": "${GRAFANA_TELEGRAM_BOT_TOKEN}",
                             "chatid": "${GRAFANA_TELEGRAM_CHAT_ID}",
+                            "message": GRAFANA_MESSAGE,
+                            # Plain text, as Alertmanager's: summaries may hold < or &.
+                            "parse_mode": "None",
                         },
                     }
                 ],
