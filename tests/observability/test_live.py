@@ -2,8 +2,9 @@
 services, exporters and Alertmanager: every target up; at idle nothing pending or firing and
 every alert's expression a number; each required alert fires on a real induced fault and
 resolves when the fault ends; Grafana's rules (query, reduce, threshold) give the verdict
-Prometheus gives; an alert reaches the staff chat of the local Telegram Bot API. The outage
-comes first: the pool fault's cancelled statements are errors too.
+Prometheus gives; alerts reach the staff chat of the local Telegram Bot API, and so does
+their resolution. The outage comes first: the pool fault's cancelled statements are errors
+too. The long idle watch comes last, after every fault has ended.
 
 How long each alert took to fire is written to <state>/alert-timings.json."""
 
