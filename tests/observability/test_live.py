@@ -356,11 +356,12 @@ async def wal_traffic(endpoints: dict[str, str]) -> AsyncIterator[None]:
 async def test_a_hung_archive_command_under_traffic_fires_the_archive_alert(
     stack: LocalStack, endpoints: dict[str, str], prometheus: Prometheus
 ) -> None:
-    """archive-wal.sh hangs (as on a dead network filesystem): it reads a FIFO that stands
-    where the next segments' archived copies go. Nothing fails, so only the backlog shows it."""
+    """archive-wal.sh hangs (as on a dead network filesystem): where the next segments'
+    archived copies go stand FIFOs that the test holds open and never writes, so its gzip
+    waits for data for ever. Nothing fails, so only the backlog shows it."""
     archive = stack.paths.wal_archive
     backup = await asyncpg.connect(endpoints["backup_dsn"])
-    fifos = []
+    fifos: dict[Path, int] = {}
     try:
         async with wal_traffic(endpoints):
             names = await backup.fetch(
@@ -370,35 +371,29 @@ async def test_a_hung_archive_command_under_traffic_fires_the_archive_alert(
             for row in names:
                 fifo = archive / f"{row['name']}.gz"
                 os.mkfifo(fifo, 0o644)
-                fifos.append(fifo)
+                # Open for reading and writing: a reader's read then waits instead of ending.
+                fifos[fifo] = os.open(fifo, os.O_RDWR)
             started = time.monotonic()
             await _switch_wal(backup)
             record(stack, "WalArchiveStale", await fires(prometheus, "WalArchiveStale", 240))
             assert "WalArchiveFailing" not in await prometheus.alerts()  # hung, not failing
             await assert_grafana_agrees(prometheus)
-            # The fault ends: the FIFOs go; the hung reader gets end of file, its attempt fails
-            # and PostgreSQL's retry archives the segment.
-            while fifos:
-                _remove_fifo(fifos.pop())
-            await resolves(prometheus, "WalArchiveStale", 180)
-            await resolves(prometheus, "WalArchiveFailing", 120)
-            print(f"hung archive: fired and resolved within {time.monotonic() - started:.0f} s")
+        # The fault ends: the FIFOs go, the hung attempt reads end of file and fails, and
+        # PostgreSQL's retry archives the segment.
+        _remove_fifos(fifos)
+        await resolves(prometheus, "WalArchiveStale", 180)
+        await resolves(prometheus, "WalArchiveFailing", 120)
+        print(f"hung archive: fired and resolved in {time.monotonic() - started:.0f} s")
     finally:
-        for fifo in fifos:
-            _remove_fifo(fifo)
+        _remove_fifos(fifos)
         await backup.close()
 
 
-def _remove_fifo(fifo: Path) -> None:
-    """Unlink it, then end the hung reader's wait (end of file) if one has it open: opening
-    for writing succeeds only while a reader has it open."""
-    try:
-        writer: int | None = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError:  # ENXIO: no reader
-        writer = None
-    fifo.unlink(missing_ok=True)
-    if writer is not None:
-        os.close(writer)
+def _remove_fifos(fifos: dict[Path, int]) -> None:
+    while fifos:
+        fifo, descriptor = fifos.popitem()
+        fifo.unlink(missing_ok=True)
+        os.close(descriptor)
 
 
 async def staff_chat(endpoints: dict[str, str]) -> list[str]:
