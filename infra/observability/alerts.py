@@ -277,15 +277,18 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "PostgresDown",
-        "PostgreSQL does not accept connections (postgres_exporter cannot log in): the bot and "
-        "the admin API answer 503, backups and WAL archiving stop. Traffic-free: fires on a "
-        "quiet night too.",
-        "min(pg_up)",
+        "PostgreSQL does not accept connections (the backup service cannot log in): the bot "
+        "and the admin API answer 503, backups and WAL archiving stop. Traffic-free: fires on "
+        "a quiet night too.",
+        # The backup service connects afresh at every scrape. postgres_exporter's pg_up is no
+        # witness: 0.11.1's never read 0 for a minute with the test stack's server stopped
+        # (known upstream: postgres_exporter issues 419 and 1120).
+        "min(backup_postgres_up)",
         "<",
         1,
         "1m",
         "page",
-        "PostgreSQL does not accept connections (postgres_exporter cannot log in)",
+        "PostgreSQL does not accept connections (the backup service cannot log in)",
         "`make status` (local) or `docker compose ps postgres`; PostgreSQL's log says why it "
         "stopped or refuses (disk full, max_connections, a failed start after a crash).",
     ),

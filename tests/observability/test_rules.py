@@ -196,10 +196,10 @@ CASES = {
         {'up{job="bot", instance="bot"}': "1x40"},
     ),
     "PostgresDown": Case(
-        {'pg_up{server="127.0.0.1:5432"}': "1x20 0x20"},
+        {'backup_postgres_up{job="backup", instance="backup"}': "1x20 0x20"},
         {},
-        "PostgreSQL does not accept connections (postgres_exporter cannot log in)",
-        {'pg_up{server="127.0.0.1:5432"}': "1x40"},
+        "PostgreSQL does not accept connections (the backup service cannot log in)",
+        {'backup_postgres_up{job="backup", instance="backup"}': "1x40"},
     ),
     "PgBouncerDown": Case(
         {"pgbouncer_up": "1x20 0x20"},
