@@ -409,7 +409,7 @@ async def staff_chat(endpoints: dict[str, str]) -> list[str]:
 async def test_postgres_stopped_at_idle_fires_postgres_down_and_resolves(
     stack: LocalStack, endpoints: dict[str, str], prometheus: Prometheus
 ) -> None:
-    """No traffic, so no error rate: only the exporter's view of PostgreSQL tells. The staff
+    """No traffic: only the backup service's view of PostgreSQL tells. The staff
     chat then reads that it resolved, without the summary of when it fired."""
     summary = BY_NAME["PostgresDown"].summary
     stack.stop_postgres()
@@ -432,7 +432,10 @@ async def test_postgres_stopped_at_idle_fires_postgres_down_and_resolves(
     async def resolved() -> bool:
         return bool(await told("RESOLVED"))
 
-    await eventually(resolved, 120, "the resolved PostgresDown in the staff chat")
+    try:
+        await eventually(resolved, 120, "the resolved PostgresDown in the staff chat")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the staff chat got {await staff_chat(endpoints)}")
     assert any(summary in text for text in await told("FIRING"))
     for text in await told("RESOLVED"):
         part = next(p for p in text.split("\n\n") if p.startswith("[RESOLVED] PostgresDown"))
