@@ -435,7 +435,7 @@ async def test_postgres_stopped_at_idle_fires_postgres_down_and_resolves(
     try:
         await eventually(resolved, 120, "the resolved PostgresDown in the staff chat")
     except AssertionError as error:
-        raise AssertionError(f"{error}; the staff chat got {await staff_chat(endpoints)}")
+        raise AssertionError(f"{error}; the staff chat got {await staff_chat(endpoints)}") from None
     assert any(summary in text for text in await told("FIRING"))
     for text in await told("RESOLVED"):
         part = next(p for p in text.split("\n\n") if p.startswith("[RESOLVED] PostgresDown"))
