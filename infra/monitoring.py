@@ -20,6 +20,7 @@ from urllib.parse import quote
 import yaml
 
 from infra.observability.generate import RULES_FILE
+from infra.observability.notifications import MESSAGE
 from infra.observability.scrape import (
     ALERTMANAGER,
     NODE_EXPORTER,
@@ -55,12 +56,6 @@ PGBOUNCER_EXPORTER_REQUIREMENTS = REPO_ROOT / "infra" / "pgbouncer_exporter" / "
 # The local stack's staff group (a forum supergroup of the stand-in) when BOT_STAFF_CHAT_ID is
 # not set: where alerts arrive.
 DEFAULT_STAFF_CHAT_ID = -1001000000001
-# What the staff chat reads: each alert's state, name, summary and what to do.
-ALERT_MESSAGE = (
-    "{{ range .Alerts }}[{{ .Status | toUpper }}] {{ .Labels.alertname }} "
-    "({{ .Labels.severity }})\n{{ .Annotations.summary }}\n"
-    "What to do: {{ .Annotations.runbook }}\n\n{{ end }}"
-)
 
 
 @dataclass(frozen=True)
@@ -234,7 +229,7 @@ class Monitoring:
                             "chat_id": settings.staff_chat_id,
                             "send_resolved": True,
                             "parse_mode": "",
-                            "message": ALERT_MESSAGE,
+                            "message": MESSAGE,  # also Grafana's
                         }
                     ],
                 }

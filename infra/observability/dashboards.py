@@ -211,10 +211,10 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
                 (("max(backup_drill_last_duration_seconds)", "duration"),),
             ),
             PanelSpec(
-                "Archive lag: since the last archived WAL file",
+                "Archive backlog: the oldest completed WAL segment not yet archived",
                 "s",
-                ((ALERT_EXPR["WalArchiveStale"], "lag"),),
-                threshold=120,
+                ((ALERT_EXPR["WalArchiveStale"], "waiting"),),
+                threshold=60,
             ),
             PanelSpec(
                 "Archive failures",

@@ -23,6 +23,7 @@ import yaml
 from .alerts import ALERTS, Alert
 from .dashboards import DASHBOARDS
 from .dashboards import render as render_dashboard
+from .notifications import GRAFANA_MESSAGE, GRAFANA_TEMPLATE, TEMPLATE_NAME
 from .runbooks import outputs as runbook_outputs
 from .runbooks import runbook_url
 from .scrape import compose_config
@@ -50,6 +51,16 @@ def alert_annotations(alert: Alert) -> dict[str, str]:
         "description": alert.meaning,
         "runbook": alert.runbook,
         "runbook_url": runbook_url(alert),
+    }
+
+
+def grafana_annotations(alert: Alert) -> dict[str, str]:
+    """The same texts for Grafana, whose $value is a string naming every expression's value
+    ("[ var='B' labels={} value=0.9 ]", which humanize cannot read): the number the threshold
+    compares is the reduce expression's, $values.B.Value."""
+    return {
+        key: re.sub(r"\$value\b", "$values.B.Value", text)
+        for key, text in alert_annotations(alert).items()
     }
 
 
@@ -130,7 +141,7 @@ def grafana_rule(alert: Alert) -> dict[str, Any]:
         "execErrState": "Error",
         "for": alert.for_,
         "labels": {"severity": alert.severity},
-        "annotations": alert_annotations(alert),
+        "annotations": grafana_annotations(alert),
     }
 
 
@@ -146,6 +157,8 @@ def grafana_alerting(alerts: tuple[Alert, ...] = ALERTS) -> dict[str, Any]:
                 "rules": [grafana_rule(alert) for alert in alerts],
             }
         ],
+        # The staff chat's message (infra/observability/notifications.py), as Alertmanager's.
+        "templates": [{"orgId": 1, "name": TEMPLATE_NAME, "template": GRAFANA_TEMPLATE}],
         "contactPoints": [
             {
                 "orgId": 1,
@@ -158,6 +171,9 @@ def grafana_alerting(alerts: tuple[Alert, ...] = ALERTS) -> dict[str, Any]:
                         "settings": {
                             "bottoken": "${GRAFANA_TELEGRAM_BOT_TOKEN}",
                             "chatid": "${GRAFANA_TELEGRAM_CHAT_ID}",
+                            "message": GRAFANA_MESSAGE,
+                            # Plain text, as Alertmanager's: summaries may hold < or &.
+                            "parse_mode": "None",
                         },
                     }
                 ],

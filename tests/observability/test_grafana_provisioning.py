@@ -108,10 +108,12 @@ def test_contact_point_and_policy() -> None:
     (receiver,) = point["receivers"]
     assert receiver["type"] == "telegram"
     # The bot token and the chat are Grafana's environment, never the file's.
-    assert receiver["settings"] == {
-        "bottoken": "${GRAFANA_TELEGRAM_BOT_TOKEN}",
-        "chatid": "${GRAFANA_TELEGRAM_CHAT_ID}",
-    }
+    assert receiver["settings"]["bottoken"] == "${GRAFANA_TELEGRAM_BOT_TOKEN}"
+    assert receiver["settings"]["chatid"] == "${GRAFANA_TELEGRAM_CHAT_ID}"
+    # The message is the provisioned template's (test_notifications renders it).
+    (template,) = data["templates"]
+    assert {"orgId", "name", "template"} <= set(template)
+    assert f'{{{{ template "{template["name"]}" . }}}}' == receiver["settings"]["message"]
     (policy,) = data["policies"]
     assert policy["receiver"] == point["name"]
     for key in ("group_wait", "group_interval", "repeat_interval"):

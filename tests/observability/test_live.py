@@ -2,8 +2,9 @@
 services, exporters and Alertmanager: every target up; at idle nothing pending or firing and
 every alert's expression a number; each required alert fires on a real induced fault and
 resolves when the fault ends; Grafana's rules (query, reduce, threshold) give the verdict
-Prometheus gives; an alert reaches the staff chat of the local Telegram Bot API. The outage
-comes first: the pool fault's cancelled statements are errors too.
+Prometheus gives; alerts reach the staff chat of the local Telegram Bot API, and so does
+their resolution. The outage comes first: the pool fault's cancelled statements are errors
+too. The long idle watch comes last, after every fault has ended.
 
 How long each alert took to fire is written to <state>/alert-timings.json."""
 
@@ -17,6 +18,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,9 +30,12 @@ from infra.monitoring import DEFAULT_STAFF_CHAT_ID
 from infra.observability.alerts import ALERTS, Alert
 from infra.observability.generate import grafana_rule
 from infra.observability.scrape import JOBS
+from infra.pgbouncer_server import PgBouncerServer
 from infra.stack import LocalStack
+from infra.stack_state import StackState
 from services.admin_api.auth import issue_key
 from services.core.db import Database
+from services.core.os_user import ServiceUser
 from services.core.schema import Role, Staff
 from tests.conftest import database_settings
 
@@ -300,26 +305,203 @@ async def test_held_connections_and_a_long_statement_fire_the_pool_and_slow_quer
         await owner.close()
 
 
-async def test_an_unwritable_archive_fires_the_archive_alert(
+async def test_an_unwritable_archive_under_traffic_fires_the_archive_alerts(
     stack: LocalStack, endpoints: dict[str, str], prometheus: Prometheus
 ) -> None:
     archive = stack.paths.wal_archive
     mode = archive.stat().st_mode & 0o777
     backup = await asyncpg.connect(endpoints["backup_dsn"])
-    owner = await asyncpg.connect(endpoints["postgres_dsn"])
     try:
-        os.chmod(archive, 0o500)
-        started = time.monotonic()
-        try:
-            await owner.execute("CREATE TEMP TABLE t AS SELECT 1")
-            await backup.execute("SELECT pg_switch_wal()")
-            record(stack, "WalArchiveFailing", await fires(prometheus, "WalArchiveFailing", 60))
-        finally:
-            os.chmod(archive, mode)
-        await owner.execute("CREATE TEMP TABLE u AS SELECT 1")
-        await backup.execute("SELECT pg_switch_wal()")
-        await resolves(prometheus, "WalArchiveFailing", 90)
-        assert time.monotonic() - started < 150
+        async with wal_traffic(endpoints):
+            os.chmod(archive, 0o500)
+            started = time.monotonic()
+            try:
+                await _switch_wal(backup)
+                record(stack, "WalArchiveFailing", await fires(prometheus, "WalArchiveFailing", 60))
+                # The completed segment waits: more than archive_timeout, then `for`.
+                record(stack, "WalArchiveStale", await fires(prometheus, "WalArchiveStale", 240))
+                await assert_grafana_agrees(prometheus)
+            finally:
+                os.chmod(archive, mode)
+            for name in ("WalArchiveFailing", "WalArchiveStale"):
+                await resolves(prometheus, name, 150)
+            print(f"unwritable archive: fired and resolved in {time.monotonic() - started:.0f} s")
     finally:
         await backup.close()
-        await owner.close()
+
+
+async def _switch_wal(connection: asyncpg.Connection) -> str:
+    """Complete the current WAL segment (as archive_timeout or a full segment would); its name."""
+    name: str = await connection.fetchval("SELECT pg_walfile_name(pg_switch_wal())")
+    return name
+
+
+@asynccontextmanager
+async def wal_traffic(endpoints: dict[str, str]) -> AsyncIterator[None]:
+    """Rows written all along, as a busy stack writes WAL: a product's title updated 5 times a
+    second through PgBouncer, as the admin API would."""
+    connection = await asyncpg.connect(endpoints["pgbouncer_dsn"])
+    product = await connection.fetchval(
+        "INSERT INTO products (code, title, description, price_stars, credits) "
+        "VALUES ($1, 'traffic', '', 1, 1) RETURNING id",
+        f"traffic-{time.monotonic_ns()}",
+    )
+    stop = asyncio.Event()
+
+    async def write() -> None:
+        while not stop.is_set():
+            await connection.execute(
+                "UPDATE products SET title = $1 WHERE id = $2", f"t{time.time()}", product
+            )
+            await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(write())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await connection.close()
+
+
+async def test_a_hung_archive_command_under_traffic_fires_the_archive_alert(
+    stack: LocalStack, endpoints: dict[str, str], prometheus: Prometheus
+) -> None:
+    """archive-wal.sh hangs (as on a dead network filesystem): where the next segments'
+    archived copies go stand FIFOs that the test holds open and never writes, so its gzip
+    waits for data for ever. Nothing fails, so only the backlog shows it."""
+    archive = stack.paths.wal_archive
+    backup = await asyncpg.connect(endpoints["backup_dsn"])
+    fifos: dict[Path, int] = {}
+    try:
+        async with wal_traffic(endpoints):
+            names = await backup.fetch(
+                "SELECT pg_walfile_name(pg_current_wal_lsn() + n * 16777216::numeric) AS name "
+                "FROM generate_series(0, 2) AS n"
+            )
+            for row in names:
+                fifo = archive / f"{row['name']}.gz"
+                os.mkfifo(fifo, 0o644)
+                # Open for reading and writing: a reader's read then waits instead of ending.
+                fifos[fifo] = os.open(fifo, os.O_RDWR)
+            started = time.monotonic()
+            await _switch_wal(backup)
+            record(stack, "WalArchiveStale", await fires(prometheus, "WalArchiveStale", 240))
+            assert "WalArchiveFailing" not in await prometheus.alerts()  # hung, not failing
+            await assert_grafana_agrees(prometheus)
+        # The fault ends: the FIFOs go, the hung attempt reads end of file and fails, and
+        # PostgreSQL's retry archives the segment.
+        _remove_fifos(fifos)
+        await resolves(prometheus, "WalArchiveStale", 180)
+        await resolves(prometheus, "WalArchiveFailing", 120)
+        print(f"hung archive: fired and resolved in {time.monotonic() - started:.0f} s")
+    finally:
+        _remove_fifos(fifos)
+        await backup.close()
+
+
+def _remove_fifos(fifos: dict[Path, int]) -> None:
+    while fifos:
+        fifo, descriptor = fifos.popitem()
+        fifo.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+async def staff_chat(endpoints: dict[str, str]) -> list[str]:
+    """The texts the local Bot API's staff chat got, oldest first."""
+    async with httpx.AsyncClient(base_url=endpoints["telegram_api_url"]) as telegram:
+        reply = await telegram.get(
+            "/__control/calls",
+            params={"chat_id": str(DEFAULT_STAFF_CHAT_ID), "method": "sendMessage"},
+        )
+    return [call["params"]["text"] for call in reply.json()["result"]]
+
+
+async def test_postgres_stopped_at_idle_fires_postgres_down_and_resolves(
+    stack: LocalStack, endpoints: dict[str, str], prometheus: Prometheus
+) -> None:
+    """No traffic: only the backup service's view of PostgreSQL tells. The staff
+    chat then reads that it resolved, without the summary of when it fired."""
+    summary = BY_NAME["PostgresDown"].summary
+    stack.stop_postgres()
+    started = time.monotonic()
+    try:
+        record(stack, "PostgresDown", await fires(prometheus, "PostgresDown", 150))
+        await assert_grafana_agrees(prometheus)
+    finally:
+        stack.start_postgres()
+    await resolves(prometheus, "PostgresDown", 60)
+
+    async def told(state: str) -> list[str]:
+        return [
+            text
+            for text in await staff_chat(endpoints)
+            for part in text.split("\n\n")
+            if part.startswith(f"[{state}] PostgresDown")
+        ]
+
+    async def resolved() -> bool:
+        return bool(await told("RESOLVED"))
+
+    try:
+        await eventually(resolved, 120, "the resolved PostgresDown in the staff chat")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the staff chat got {await staff_chat(endpoints)}") from None
+    assert any(summary in text for text in await told("FIRING"))
+    for text in await told("RESOLVED"):
+        part = next(p for p in text.split("\n\n") if p.startswith("[RESOLVED] PostgresDown"))
+        assert summary not in part and "Resolved at " in part, part
+    print(f"PostgresDown fired and resolved in {time.monotonic() - started:.0f} s")
+
+
+def _pgbouncer(stack: LocalStack) -> PgBouncerServer:
+    """The PgBouncer the services use (the one pgbouncer_exporter watches)."""
+    state = StackState.load(stack.paths.state)
+    (bouncer,) = (b for b in state.bouncers if b.name == "pgbouncer")
+    return PgBouncerServer(stack.paths, ServiceUser.detect(), bouncer)
+
+
+async def test_pgbouncer_stopped_at_idle_fires_pgbouncer_down_and_resolves(
+    stack: LocalStack, prometheus: Prometheus
+) -> None:
+    bouncer = _pgbouncer(stack)
+    bouncer.stop()
+    try:
+        record(stack, "PgBouncerDown", await fires(prometheus, "PgBouncerDown", 150))
+        await assert_grafana_agrees(prometheus)
+    finally:
+        bouncer.start()
+    await resolves(prometheus, "PgBouncerDown", 60)
+
+
+async def test_an_idle_stack_never_raises_the_archive_alert(
+    endpoints: dict[str, str], prometheus: Prometheus
+) -> None:
+    """At idle PostgreSQL completes a segment only when something was written (around a timed
+    checkpoint), so the archive's newest file grows old; that is no fault. Watched for longer
+    than checkpoint_timeout plus the rule's `for`, nothing about the archive is pending."""
+    stale = BY_NAME["WalArchiveStale"]
+    backup = await asyncpg.connect(endpoints["backup_dsn"])
+    try:
+        timeout = await backup.fetchval(
+            "SELECT setting::int FROM pg_settings WHERE name = 'checkpoint_timeout'"
+        )
+    finally:
+        await backup.close()
+    watch = timeout + _seconds(stale.for_) + 30
+    started = time.monotonic()
+    while time.monotonic() - started < watch:
+        alerts = await prometheus.alerts()
+        assert "WalArchiveStale" not in alerts, f"{alerts} after {time.monotonic() - started:.0f} s"
+        await asyncio.sleep(2)
+    # The idle the old rule (newest archived file older than 120 s for 2 minutes) paged on.
+    (since,) = await prometheus.query(
+        f"max(max_over_time(backup_wal_seconds_since_last_archived[{watch}s]))"
+    )
+    print(f"idle for {watch} s; the archive's newest file reached {since['value'][1]} s old")
+    assert float(since["value"][1]) > 120
+
+
+def _seconds(duration: str) -> int:
+    """Prometheus' "1m", "30s" or "0s" in seconds."""
+    return int(duration[:-1]) * {"s": 1, "m": 60}[duration[-1]]

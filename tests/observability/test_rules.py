@@ -74,7 +74,7 @@ CASES = {
             f'db_query_duration_seconds_bucket{{{JOB}, le="+Inf"}}': "0+10x20 220+10x20",
         },
         {"job": "bot"},
-        "bot ran 10 statements of 5 s or more in 2m",
+        "bot finished 5.0 statements of 5 s or more per minute (2m average)",
         {
             f'db_query_duration_seconds_bucket{{{JOB}, le="5.0"}}': "0+10x40",
             f'db_query_duration_seconds_bucket{{{JOB}, le="+Inf"}}': "0+10x40",
@@ -93,7 +93,7 @@ CASES = {
             f'db_queries_total{{{JOB}, operation="select"}}': "0+10x40",
         },
         {},
-        "10% of database statements fail",
+        "10% of database statements failed in the last 2m",
         {
             f'db_errors_total{{{JOB}, kind="conflict"}}': "0+5x40",
             f'db_errors_total{{{JOB}, kind="unavailable"}}': "0x40",
@@ -106,7 +106,7 @@ CASES = {
             'bot_updates_total{job="bot", type="message", outcome="handled"}': "0+9x40",
         },
         {},
-        "10% of updates fail",
+        "10% of Telegram updates failed in the last 2m",
         {
             'bot_updates_total{job="bot", type="message", outcome="failed"}': "0x40",
             'bot_updates_total{job="bot", type="message", outcome="handled"}': "0+9x40",
@@ -122,7 +122,7 @@ CASES = {
             ),
         },
         {},
-        "25% of admin API requests fail",
+        "25% of admin API requests answered 5xx in the last 2m",
         {
             'http_requests_total{job="admin-api", route="/users", method="GET", status="200"}': (
                 "0+3x40"
@@ -173,10 +173,16 @@ CASES = {
         {"backup_wal_archive_failing": "0x40"},
     ),
     "WalArchiveStale": Case(
-        {"backup_wal_seconds_since_last_archived": "0+15x40"},
+        # A completed segment waits from 5m15s on (archive_command stuck or failing).
+        {"pg_wal_archive_oldest_waiting_seconds": "0x20 15+15x20"},
         {},
-        "Nothing archived for 10m 0s",
-        {"backup_wal_seconds_since_last_archived": "30x40"},
+        "The oldest completed WAL segment has waited 5m 0s for the archive",
+        # An idle server: nothing completed waits, however long ago the last file was archived
+        # (the old rule paged on that).
+        {
+            "pg_wal_archive_oldest_waiting_seconds": "0x40",
+            "backup_wal_seconds_since_last_archived": "0+15x40",
+        },
     ),
     "OutboxBehind": Case(
         {'bot_outbox_oldest_pending_age_seconds{job="bot"}': "0+15x40"},
@@ -187,7 +193,7 @@ CASES = {
     "TargetDown": Case(
         {'up{job="bot", instance="bot"}': "1x20 0x20"},
         {"job": "bot"},
-        "bot is down",
+        "Prometheus cannot scrape bot",
         {'up{job="bot", instance="bot"}': "1x40"},
     ),
     "MaintenanceFailing": Case(
@@ -210,6 +216,18 @@ CASES = {
         "Retention last succeeded 2d 2h 0m 0s ago",
         {'maintenance_last_success_timestamp_seconds{job="retention"}': "0+15x12100"},
         at="50h",
+    ),
+    "PostgresDown": Case(
+        {'backup_postgres_up{job="backup", instance="backup"}': "1x20 0x20"},
+        {},
+        "PostgreSQL does not accept connections (the backup service cannot log in)",
+        {'backup_postgres_up{job="backup", instance="backup"}': "1x40"},
+    ),
+    "PgBouncerDown": Case(
+        {"pgbouncer_up": "1x20 0x20"},
+        {},
+        "PgBouncer does not answer (its exporter cannot reach the admin console)",
+        {"pgbouncer_up": "1x40"},
     ),
 }
 
