@@ -21,7 +21,7 @@ from tests.deploy.conftest import Deployed, eventually
 WEBHOOK_PATH = "/telegram/webhook"
 # The alerts a PostgreSQL outage under traffic fires (tests/observability/test_live.py, the
 # local stack's twin of this check).
-OUTAGE_ALERTS = ("AdminApiErrorRate", "DatabaseErrorRate", "BotUpdateErrorRate")
+OUTAGE_ALERTS = ("PostgresDown", "AdminApiErrorRate", "DatabaseErrorRate", "BotUpdateErrorRate")
 
 
 @pytest.fixture(scope="module")
@@ -173,15 +173,7 @@ def test_prometheus_scrapes_every_target_and_nothing_fires_at_idle(deployed: Dep
     assert jobs == {"prometheus", "bot", "admin-api", "backup", "postgres", "pgbouncer", "node"}
     groups = _data(prometheus.client.get("/api/v1/rules"))["groups"]
     assert sum(len(group["rules"]) for group in groups) >= 16
-    idle = prometheus.alerts()
-    # Known defect (found by this test, reported for the alert catalogue): PostgreSQL switches
-    # WAL on archive_timeout only after "important" WAL was written, so a quiet stack archives
-    # nothing and WalArchiveStale goes pending, then fires, with archiving healthy. Accepted
-    # here only while PostgreSQL reports no archiving failure at all.
-    if "WalArchiveStale" in idle:
-        assert deployed.psql("SELECT failed_count FROM pg_stat_archiver") == "0"
-        del idle["WalArchiveStale"]
-    assert idle == {}
+    assert prometheus.alerts() == {}
 
 
 def test_stopping_postgres_fires_the_outage_alerts_and_starting_it_resolves_them(
