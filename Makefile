@@ -118,6 +118,5 @@ loadtest: install ## Locust against the stack inside the 2 GB limits: PROFILE=sm
 	$(UV) run python -m loadtests.run --profile $(PROFILE) $(LOADTEST_ARGS)
 
 # The operator's CLI (docs/cli.md) on the local stack: `make botstack ARGS="stats --json"`.
-# (No `##` help text until README.md names it: tests/unit/test_docs.py holds the two together.)
-botstack: install
+botstack: install ## the operator CLI on the local stack: make botstack ARGS="health" (see docs/cli.md)
 	@$(STACK_ENV) && $(UV) run botstack $(ARGS)

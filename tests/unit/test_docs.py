@@ -26,9 +26,6 @@ def test_every_makefile_target_is_in_the_readme() -> None:
 
 
 DOCS = REPO / "docs"
-# Written on other branches at the same time as this one; each must leave this list (the test
-# says so) once it is in the repository.
-PENDING = {"deploy.md", "cli.md", "performance.md", "admin-api.md"}
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
@@ -52,11 +49,9 @@ def test_every_link_resolves_inside_the_repository() -> None:
             if target.startswith(("http://", "https://", "mailto:")):
                 continue
             path = (document.parent / target).resolve()
-            if not path.exists() and path.name not in PENDING:
+            if not path.exists():
                 broken.append(f"{document.relative_to(REPO)} -> {target}")
     assert broken == [], broken
-    arrived = sorted(name for name in PENDING if (DOCS / name).exists())
-    assert arrived == [], f"now in docs/: take {arrived} out of PENDING in this test"
 
 
 def test_nothing_points_outside_the_repository() -> None:
