@@ -63,6 +63,8 @@ WORKDIR /app
 FROM python-runtime AS app
 COPY --from=app-venv /app/.venv /app/.venv
 COPY --from=app-source /app /app
+# The operator's CLI (services/cli) by its name: `docker compose exec backup botstack health`.
+COPY infra/docker/botstack /usr/local/bin/botstack
 # Compiled now: the root filesystem is read-only at run time.
 RUN python -m compileall -q services migrations
 # nobody, by number: a name may not resolve on the host (hadolint DL3066).
@@ -106,6 +108,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH="/app/.venv/bin:$PATH"
 WORKDIR /app
 COPY --from=app-venv /app/.venv /app/.venv
 COPY --from=app-source /app /app
+COPY infra/docker/botstack /usr/local/bin/botstack
 RUN python -m compileall -q services migrations
 USER 999:999
 

@@ -5,6 +5,7 @@ down) come last."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -129,11 +130,12 @@ def test_the_admin_api_answers_with_a_key_made_inside_the_stack(
 def test_the_backup_service_backs_up_verifies_and_drills_in_its_container(
     deployed: Deployed,
 ) -> None:
+    # Through the operator's CLI by its name, as the operator's documentation says.
     for command in ("backup", "drill"):
-        out = deployed.compose(
-            "exec", "-T", "backup", "python", "-m", "services.backup.cli", command, timeout=600
-        )
+        out = deployed.compose("exec", "-T", "backup", "botstack", command, timeout=600)
         assert out, command
+    listed = json.loads(deployed.compose("exec", "-T", "backup", "botstack", "backups", "--json"))
+    assert len(listed) >= 1, listed
     succeeded = deployed.psql(
         "SELECT string_agg(DISTINCT kind::text, ',' ORDER BY kind::text) FROM backup_runs "
         "WHERE status = 'succeeded'"
