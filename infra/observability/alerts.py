@@ -279,13 +279,13 @@ ALERTS: tuple[Alert, ...] = (
         "MaintenanceFailing",
         "A scheduled database maintenance job (retention, analyze, vacuum) failed more recently "
         "than it last succeeded: tables grow and statistics go stale.",
-        "max by (job) (maintenance_last_failure_timestamp_seconds"
+        "max by (task) (maintenance_last_failure_timestamp_seconds"
         " - maintenance_last_success_timestamp_seconds)",
         ">",
         0,
         "10m",
         "ticket",
-        "Maintenance job {{ $labels.job }} is failing",
+        "Maintenance task {{ $labels.task }} is failing",
         "The backup service's log says why (`maintenance <job>:`); run it by hand with "
         "`botstack maintenance` and check `botstack health`.",
     ),
@@ -293,7 +293,7 @@ ALERTS: tuple[Alert, ...] = (
         "TableGrowingWithoutRetention",
         "Retention has not succeeded for over two days: processed updates, outbox rows, "
         "message logs and audit entries grow without bound.",
-        'time() - max(maintenance_last_success_timestamp_seconds{job="retention"})',
+        'time() - max(maintenance_last_success_timestamp_seconds{task="retention"})',
         ">",
         2 * 86400,
         "1h",

@@ -32,19 +32,19 @@ class MaintenanceMetrics:
         self.last_success = Gauge(
             "maintenance_last_success_timestamp_seconds",
             "When each scheduled maintenance job last succeeded (0: never)",
-            ["job"],
+            ["task"],
             registry=registry,
         )
         self.last_failure = Gauge(
             "maintenance_last_failure_timestamp_seconds",
             "When each scheduled maintenance job last failed (0: never)",
-            ["job"],
+            ["task"],
             registry=registry,
         )
         self.duration = Gauge(
             "maintenance_last_duration_seconds",
             "How long each maintenance job's last run took",
-            ["job"],
+            ["task"],
             registry=registry,
         )
         self.removed = Counter(

@@ -155,7 +155,7 @@ class JobMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.runs = Counter(
             "backup_job_runs",
-            "Scheduled jobs run, by job and outcome",
-            ["job", "outcome"],
+            "Scheduled jobs run, by task and outcome (not `job`: the scrape sets that)",
+            ["task", "outcome"],
             registry=registry,
         )

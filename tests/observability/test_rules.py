@@ -198,23 +198,23 @@ CASES = {
     ),
     "MaintenanceFailing": Case(
         {
-            'maintenance_last_failure_timestamp_seconds{job="retention"}': "100x80",
-            'maintenance_last_success_timestamp_seconds{job="retention"}': "50x80",
+            'maintenance_last_failure_timestamp_seconds{task="retention"}': "100x80",
+            'maintenance_last_success_timestamp_seconds{task="retention"}': "50x80",
         },
-        {"job": "retention"},
-        "Maintenance job retention is failing",
+        {"task": "retention"},
+        "Maintenance task retention is failing",
         {
-            'maintenance_last_failure_timestamp_seconds{job="retention"}': "50x80",
-            'maintenance_last_success_timestamp_seconds{job="retention"}': "100x80",
+            'maintenance_last_failure_timestamp_seconds{task="retention"}': "50x80",
+            'maintenance_last_success_timestamp_seconds{task="retention"}': "100x80",
         },
         at="15m",
     ),
     "TableGrowingWithoutRetention": Case(
         # promtool's clock starts at 0: retention last succeeded at 0, checked 50 h later.
-        {'maintenance_last_success_timestamp_seconds{job="retention"}': "0x12100"},
+        {'maintenance_last_success_timestamp_seconds{task="retention"}': "0x12100"},
         {},
         "Retention last succeeded 2d 2h 0m 0s ago",
-        {'maintenance_last_success_timestamp_seconds{job="retention"}': "0+15x12100"},
+        {'maintenance_last_success_timestamp_seconds{task="retention"}': "0+15x12100"},
         at="50h",
     ),
     "PostgresDown": Case(

@@ -205,7 +205,8 @@ def test_no_service_imports_the_local_stack() -> None:
             for module in names:
                 assert module.split(".")[0] != "infra", f"{path.relative_to(root)} imports {module}"
     # The images hold no copy of infra/'s Python that could hide such an import: only these
-    # files of it (a shell healthcheck, PostgreSQL's entrypoint, the exporter's pins).
+    # files of it (a shell healthcheck, the CLI's launcher, PostgreSQL's entrypoint, the
+    # exporter's pins).
     copied = {
         word
         for line in (root / "Dockerfile").read_text().splitlines()
@@ -215,6 +216,7 @@ def test_no_service_imports_the_local_stack() -> None:
     }
     assert copied == {
         "infra/docker/http-ok",
+        "infra/docker/botstack",
         "infra/postgres/docker-entrypoint.sh",
         "infra/pgbouncer_exporter/requirements.txt",
     }
