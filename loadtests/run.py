@@ -169,6 +169,10 @@ class Run:
                 "BOT_WEBHOOK_SECRET": secret,
                 "BOT_SET_WEBHOOK": "false",  # Locust delivers the updates
                 "TELEGRAM_API_SEND_LIMITS": "true",
+                # No staff forum group: the load stack keeps its database across runs while the
+                # stand-in's topic ids start again at 1, so a second run's new topics would
+                # collide with the first run's stored ones.
+                "BOT_STAFF_CHAT_ID": "",
             },
             scrape_interval=self.args.scrape_interval,
             placement=placement,

@@ -76,7 +76,7 @@ async def test_service_process_backs_up_on_schedule_and_stops_on_sigterm(
             deadline = time.monotonic() + 60
             while True:
                 metrics = await _get(session, f"{url}/metrics")
-                if 'backup_job_runs_total{task="backup",outcome="succeeded"} 1.0' in metrics:
+                if 'backup_job_runs_total{outcome="succeeded",task="backup"} 1.0' in metrics:
                     break
                 assert process.returncode is None, "the service exited"
                 assert time.monotonic() < deadline, "no scheduled backup within 60 s"
