@@ -34,6 +34,7 @@ class Case:
     summary: str
     idle: dict[str, str]
     at: str = "10m"
+    more_idle: tuple[dict[str, str], ...] = ()
 
 
 JOB = 'job="bot", instance="bot"'
@@ -210,12 +211,14 @@ CASES = {
         at="15m",
     ),
     "TableGrowingWithoutRetention": Case(
-        # promtool's clock starts at 0: retention last succeeded at 0, checked 50 h later.
-        {'maintenance_last_success_timestamp_seconds{task="retention"}': "0x12100"},
+        # promtool's clock starts at 0: retention last succeeded at 60 s, checked 50 h later.
+        {'maintenance_last_success_timestamp_seconds{task="retention"}': "60x12100"},
         {},
-        "Retention last succeeded 2d 2h 0m 0s ago",
+        "Retention last succeeded 2d 1h 59m 0s ago",
         {'maintenance_last_success_timestamp_seconds{task="retention"}': "0+15x12100"},
         at="50h",
+        # A service started a minute ago that has not reached its first run (0: never).
+        more_idle=({'maintenance_last_success_timestamp_seconds{task="retention"}': "0x12100"},),
     ),
     "PostgresDown": Case(
         {'backup_postgres_up{job="backup", instance="backup"}': "1x20 0x20"},
@@ -289,6 +292,7 @@ def test_alert_fires_on_its_series_and_is_silent_on_idle_and_no_data(
         "tests": [
             _test(alert, case.firing, [fired], case.at),
             _test(alert, case.idle, [], case.at),
+            *(_test(alert, idle, [], case.at) for idle in case.more_idle),
             _test(alert, {"some_other_metric": "1x40"}, [], case.at),
         ],
     }
