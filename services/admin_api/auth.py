@@ -7,9 +7,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-from sqlmodel import col
-
 from services.core.db import UnitOfWork
 from services.core.errors import Conflict
 from services.core.schema import ApiKey, Role, Staff
@@ -48,32 +45,15 @@ class Principal:
 
 async def authenticate(uow: UnitOfWork, key: str) -> Principal | None:
     """The principal for a live key of an active staff member, or None."""
-    row = (
-        await uow.session.execute(
-            sa.select(
-                col(ApiKey.id),
-                col(ApiKey.last_used_at),
-                col(Staff.id),
-                col(Staff.name),
-                col(Staff.role),
-            )
-            .join(Staff, col(Staff.id) == col(ApiKey.staff_id))
-            .where(
-                col(ApiKey.key_hash) == hash_key(key),
-                col(ApiKey.revoked_at).is_(None),
-                col(Staff.is_active),
-            )
-        )
-    ).one_or_none()
-    if row is None:
+    holder = await uow.staff.holder(hash_key(key))
+    if holder is None:
         return None
-    key_id, last_used_at, staff_id, name, role = row
-    assert key_id is not None and staff_id is not None  # primary keys of selected rows
+    last_used_at = holder.last_used_at
     if last_used_at is None or datetime.now(UTC) - last_used_at > LAST_USED_RESOLUTION:
-        await uow.session.execute(
-            sa.update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=sa.func.now())
-        )
-    return Principal(staff_id=staff_id, name=name, role=Role(role), key_id=key_id)
+        await uow.staff.key_used(holder.key_id)
+    return Principal(
+        staff_id=holder.staff_id, name=holder.name, role=holder.role, key_id=holder.key_id
+    )
 
 
 @dataclass(frozen=True)
@@ -85,11 +65,7 @@ class IssuedKey:
 async def issue_key(uow: UnitOfWork, staff_id: int, name: str) -> IssuedKey:
     """Creates a key for the staff member; the clear key exists only in the return value."""
     key = new_key()
-    record = ApiKey(
-        staff_id=staff_id, name=name, key_hash=hash_key(key), key_prefix=key[:SHOWN_PREFIX_LENGTH]
-    )
-    uow.session.add(record)
-    await uow.session.flush()
+    record = await uow.staff.add_key(staff_id, name, hash_key(key), key[:SHOWN_PREFIX_LENGTH])
     return IssuedKey(key=key, record=record)
 
 
@@ -97,13 +73,9 @@ async def staff_for_cli(uow: UnitOfWork, name: str, role: Role) -> Staff:
     """The staff member `name`, created with `role` if new. An existing member with another
     role is refused: changing a role is an explicit act, not a side effect of making a key;
     so is a deactivated member (their keys were revoked when they were deactivated)."""
-    staff = (
-        await uow.session.execute(sa.select(Staff).where(col(Staff.name) == name))
-    ).scalar_one_or_none()
+    staff = await uow.staff.named(name)
     if staff is None:
-        staff = Staff(name=name, role=role)
-        uow.session.add(staff)
-        await uow.session.flush()
+        staff = await uow.staff.save(Staff(name=name, role=role))
     elif staff.role != role:
         raise Conflict(f"staff {name!r} exists with role {staff.role}, not {role}")
     elif not staff.is_active:

@@ -10,7 +10,7 @@ import sys
 
 from services.core.db import Database
 from services.core.errors import CoreError
-from services.core.schema import AuditEntry, Role
+from services.core.schema import Role
 from services.core.settings import DatabaseSettings
 
 from .auth import issue_key, staff_for_cli
@@ -26,18 +26,13 @@ async def create(role: Role, name: str) -> str:
             staff = await staff_for_cli(uow, name, role)
             assert staff.id is not None
             issued = await issue_key(uow, staff.id, f"{name} (cli)")
-            uow.session.add(
-                AuditEntry(
-                    actor=CLI_ACTOR,
-                    action="api_key.create",
-                    entity="api_key",
-                    entity_id=str(issued.record.id),
-                    summary={
-                        "staff_id": staff.id,
-                        "role": role,
-                        "key_prefix": issued.record.key_prefix,
-                    },
-                )
+            uow.audit.record(
+                None,
+                CLI_ACTOR,
+                "api_key.create",
+                "api_key",
+                issued.record.id,
+                {"staff_id": staff.id, "role": role, "key_prefix": issued.record.key_prefix},
             )
         return issued.key
     finally:

@@ -1,5 +1,5 @@
-"""Keyset (cursor) pagination: a cursor is the sort key of the last row served, so rows
-inserted while a client pages never shift the pages it has not read yet."""
+"""The admin API's cursors: a cursor is the core's page key (services/core/repositories/
+pages.py) of the last row served, encoded opaquely."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import json
 from datetime import datetime
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlmodel import col
 
-from services.core.db import Database
+from services.core.repositories.pages import Key, Slice
 
 from .problems import ProblemError
 from .schemas import ID_MAX, Page
@@ -44,28 +42,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     return moment, row_id
 
 
-async def fetch_page(
-    database: Database, query: sa.Select[Any], out: type[Out], limit: int
-) -> Page[Out]:
-    """Runs a newest-first query that fetches one row past the page: the first `limit` rows
-    as `out`, and the cursor of the next page when that extra row came."""
-    async with database.unit_of_work() as uow:
-        rows = list((await uow.session.execute(query)).scalars())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+def after(cursor: str | None) -> Key | None:
+    """The page key a request's cursor names; None (the first page) without one."""
+    return None if cursor is None else decode_cursor(cursor)
+
+
+def to_page(found: Slice[Any], out: type[Out]) -> Page[Out]:
+    """A core page as the API serves it: the rows as `out`, and the next page's cursor."""
+    next_cursor = None if found.next is None else encode_cursor(*found.next)
     return Page[out](  # type: ignore[valid-type]
-        items=[out.model_validate(row) for row in rows], next_cursor=next_cursor
+        items=[out.model_validate(row) for row in found.rows], next_cursor=next_cursor
     )
-
-
-def newest_first(
-    query: sa.Select[Any], model: Any, cursor: str | None, limit: int
-) -> sa.Select[Any]:
-    """query ordered newest first by (created_at, id), starting after the cursor, fetching one
-    row past the page so fetch_page can tell whether another page follows."""
-    created_at, row_id = col(model.created_at), col(model.id)
-    if cursor is not None:
-        query = query.where(sa.tuple_(created_at, row_id) < sa.tuple_(*decode_cursor(cursor)))
-    return query.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)

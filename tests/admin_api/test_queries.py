@@ -13,7 +13,9 @@ import httpx
 from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
-from services.admin_api.api.users import users_query
+from services.core.repositories.pages import Key, newest_first
+from services.core.repositories.users import live_users
+from services.core.schema import User
 
 from . import seed
 
@@ -74,6 +76,11 @@ async def _plan(owner: asyncpg.Connection, statement: Select[Any]) -> str:
     return "\n".join(row[0] for row in rows)
 
 
+def users_query(*, after: Key | None = None, q: str | None = None) -> Select[Any]:
+    """The statement a page of GET /users sends (50 rows)."""
+    return newest_first(live_users(q=q), User, after, 50)
+
+
 async def test_search_and_lookups_use_indexes(owner: asyncpg.Connection) -> None:
     await owner.execute(
         "INSERT INTO users (telegram_id, username, first_name, last_name, created_at)"
@@ -83,13 +90,13 @@ async def test_search_and_lookups_use_indexes(owner: asyncpg.Connection) -> None
     await owner.execute("ANALYZE users")
 
     plans = {
-        "first page": await _plan(owner, users_query(limit=51)),
+        "first page": await _plan(owner, users_query()),
         "next page": await _plan(
-            owner, users_query(limit=51, after=(datetime.now(UTC) - timedelta(days=3), 5000))
+            owner, users_query(after=(datetime.now(UTC) - timedelta(days=3), 5000))
         ),
-        "username": await _plan(owner, users_query(limit=51, q="user2999")),
-        "name": await _plan(owner, users_query(limit=51, q="Last1234")),
-        "telegram id": await _plan(owner, users_query(limit=51, q="12345")),
+        "username": await _plan(owner, users_query(q="user2999")),
+        "name": await _plan(owner, users_query(q="Last1234")),
+        "telegram id": await _plan(owner, users_query(q="12345")),
     }
 
     for name, plan in plans.items():

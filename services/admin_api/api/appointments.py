@@ -6,14 +6,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlmodel import col
 
 from services.core import schedule
-from services.core.db import UnitOfWork
-from services.core.errors import Conflict, NotFound
+from services.core.errors import Conflict
 from services.core.notices import Notice
 from services.core.repositories.booking import reminder_key
 from services.core.schedule import business_hours
@@ -33,13 +30,6 @@ class Slot(BaseModel):
     ends_at: datetime
 
 
-async def _appointment(uow: UnitOfWork, appointment_id: int) -> Appointment:
-    appointment = await uow.session.get(Appointment, appointment_id, with_for_update=True)
-    if appointment is None:
-        raise NotFound("appointment", appointment_id)
-    return appointment
-
-
 @router.get("", response_model=list[AppointmentOut], responses=problem_responses(422))
 async def list_appointments(
     database: DatabaseDep,
@@ -50,16 +40,10 @@ async def list_appointments(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[Appointment]:
     """Appointments in start order."""
-    query = sa.select(Appointment)
-    if starts_from is not None:
-        query = query.where(col(Appointment.starts_at) >= starts_from)
-    if starts_to is not None:
-        query = query.where(col(Appointment.starts_at) < starts_to)
-    if status is not None:
-        query = query.where(col(Appointment.status) == status)
-    query = query.order_by(col(Appointment.starts_at), col(Appointment.id)).limit(limit)
     async with database.unit_of_work() as uow:
-        return list((await uow.session.execute(query)).scalars())
+        return await uow.appointments.search(
+            starts_from=starts_from, starts_to=starts_to, status=status, limit=limit
+        )
 
 
 @router.get("/free-slots", response_model=list[Slot], responses=problem_responses(409, 422))
@@ -89,12 +73,10 @@ async def confirm_appointment(
 ) -> Appointment:
     """A booked appointment becomes confirmed."""
     async with database.unit_of_work() as uow:
-        appointment = await _appointment(uow, appointment_id)
+        appointment = await uow.appointments.get(appointment_id, lock=True)
         if appointment.status != AppointmentStatus.BOOKED:
             raise Conflict(f"appointment {appointment_id} is {appointment.status}")
-        appointment.status = AppointmentStatus.CONFIRMED
-        await uow.session.flush()
-        await uow.session.refresh(appointment)
+        await uow.appointments.set_status(appointment, AppointmentStatus.CONFIRMED)
         audit.record(
             uow,
             who,
@@ -118,13 +100,12 @@ async def cancel_appointment(
 ) -> Appointment:
     """Cancels the appointment (its slot becomes free) and tells the user through the outbox."""
     async with database.unit_of_work() as uow:
-        appointment = await _appointment(uow, appointment_id)
+        appointment = await uow.appointments.get(appointment_id, lock=True)
         if appointment.status not in CANCELLABLE:
             raise Conflict(f"appointment {appointment_id} is {appointment.status}")
         was = appointment.status
         appointment = await uow.appointments.cancel(appointment_id)
         await uow.outbox.withdraw(reminder_key(appointment_id))  # queued by the bot at booking
-        await uow.session.refresh(appointment)
         hours = await business_hours(uow)
         when = {
             "starts_at": f"{hours.local(appointment.starts_at):%d.%m.%Y %H:%M}",

@@ -5,13 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from sqlmodel import col
 
-from services.core.schema import AuditEntry
-
-from ..pagination import CURSOR_PATTERN, fetch_page, newest_first
+from ..pagination import CURSOR_PATTERN, after, to_page
 from ..problems import problem_responses
 from ..schemas import NO_NUL, AuditOut, Page
 from .deps import DatabaseDep, IdFilter, Limit, Viewer
@@ -35,18 +31,16 @@ async def list_audit(
     ] = None,
 ) -> Page[AuditOut]:
     """Entries newest first."""
-    query = sa.select(AuditEntry)
-    for column, value in (
-        (AuditEntry.staff_id, staff_id),
-        (AuditEntry.action, action),
-        (AuditEntry.entity, entity),
-        (AuditEntry.entity_id, entity_id),
-    ):
-        if value is not None:
-            query = query.where(col(column) == value)
-    if created_from is not None:
-        query = query.where(col(AuditEntry.created_at) >= created_from)
-    if created_to is not None:
-        query = query.where(col(AuditEntry.created_at) < created_to)
-    query = newest_first(query, AuditEntry, cursor, limit)
-    return await fetch_page(database, query, AuditOut, limit)
+    start = after(cursor)
+    async with database.unit_of_work() as uow:
+        found = await uow.audit.search(
+            staff_id=staff_id,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            created_from=created_from,
+            created_to=created_to,
+            after=start,
+            limit=limit,
+        )
+    return to_page(found, AuditOut)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from sqlmodel import col
 
 from services.core.schema import BackupKind, BackupRun, BackupStatus
 
@@ -25,11 +23,5 @@ async def list_backups(
     status: BackupStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[BackupRun]:
-    query = sa.select(BackupRun)
-    if kind is not None:
-        query = query.where(col(BackupRun.kind) == kind)
-    if status is not None:
-        query = query.where(col(BackupRun.status) == status)
-    query = query.order_by(col(BackupRun.started_at).desc(), col(BackupRun.id).desc())
     async with database.unit_of_work() as uow:
-        return list((await uow.session.execute(query.limit(limit))).scalars())
+        return await uow.backups.recent(kind=kind, status=status, limit=limit)

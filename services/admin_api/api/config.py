@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Path
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col
 
 from services.core.db import UnitOfWork
 from services.core.errors import InvalidInput
 from services.core.flags import KNOWN_FLAGS
+from services.core.repositories.config import Keyed
 from services.core.schedule import HOURS_SETTING, BusinessHours
 from services.core.schema import FeatureFlag, RuntimeSetting
 
@@ -46,8 +44,7 @@ def _known(key: str, known: Mapping[str, object], what: str) -> None:
 @router.get("/flags", response_model=list[FlagOut])
 async def list_flags(database: DatabaseDep, _: Viewer) -> list[FeatureFlag]:
     async with database.unit_of_work() as uow:
-        query = sa.select(FeatureFlag).order_by(col(FeatureFlag.key))
-        return list((await uow.session.execute(query)).scalars())
+        return await uow.config.all(FeatureFlag)
 
 
 @router.put("/flags/{key}", response_model=FlagOut, responses=problem_responses(422))
@@ -67,8 +64,7 @@ async def set_flag(
 @router.get("/settings", response_model=list[SettingOut])
 async def list_settings(database: DatabaseDep, _: Viewer) -> list[RuntimeSetting]:
     async with database.unit_of_work() as uow:
-        query = sa.select(RuntimeSetting).order_by(col(RuntimeSetting.key))
-        return list((await uow.session.execute(query)).scalars())
+        return await uow.config.all(RuntimeSetting)
 
 
 @router.put("/settings/{key}", response_model=SettingOut, responses=problem_responses(422))
@@ -89,7 +85,6 @@ async def set_setting(
         return await _put(uow, who, RuntimeSetting, key, values)
 
 
-Keyed = TypeVar("Keyed", FeatureFlag, RuntimeSetting)
 # The audit action and entity of each kind of keyed row.
 AUDITED: dict[type[Any], tuple[str, str]] = {
     FeatureFlag: ("flag.set", "feature_flag"),
@@ -103,26 +98,8 @@ async def _put(
     """Creates or updates the row with this key, audited with {field: [old, new]} for what
     changed, and returns it as it is now. A PUT that changes nothing writes nothing: no
     audit entry, and updated_at keeps the time of the last real change."""
-    # Locked: of two concurrent identical PUTs, the second sees the first's row.
-    previous = await uow.session.get(model, key, with_for_update=True)
-    changed = {
-        name: [None if previous is None else getattr(previous, name), value]
-        for name, value in values.items()
-        if previous is None or getattr(previous, name) != value
-    }
-    if previous is not None and not changed:
-        return previous
-    written = values | {"updated_at": sa.func.now()}
-    row = (
-        await uow.session.execute(
-            insert(model)
-            .values(key=key, **written)
-            .on_conflict_do_update(index_elements=[col(model.key)], set_=written)
-            .returning(model)
-            # An instance already loaded in the session (previous) is refreshed too.
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
-    action, entity = AUDITED[model]
-    audit.record(uow, who, action, entity, key, changed)
+    row, changed = await uow.config.put(model, key, values)
+    if changed:
+        action, entity = AUDITED[model]
+        audit.record(uow, who, action, entity, key, changed)
     return row

@@ -5,13 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from sqlmodel import col
 
-from services.core.schema import Payment
-
-from ..pagination import CURSOR_PATTERN, fetch_page, newest_first
+from ..pagination import CURSOR_PATTERN, after, to_page
 from ..problems import problem_responses
 from ..schemas import Page, PaymentOut
 from .deps import DatabaseDep, IdFilter, Limit, Viewer
@@ -33,14 +29,14 @@ async def list_payments(
     ] = None,
 ) -> Page[PaymentOut]:
     """Payments newest first."""
-    query = sa.select(Payment)
-    if user_id is not None:
-        query = query.where(col(Payment.user_id) == user_id)
-    if product_id is not None:
-        query = query.where(col(Payment.product_id) == product_id)
-    if created_from is not None:
-        query = query.where(col(Payment.created_at) >= created_from)
-    if created_to is not None:
-        query = query.where(col(Payment.created_at) < created_to)
-    query = newest_first(query, Payment, cursor, limit)
-    return await fetch_page(database, query, PaymentOut, limit)
+    start = after(cursor)
+    async with database.unit_of_work() as uow:
+        found = await uow.billing.payments(
+            user_id=user_id,
+            product_id=product_id,
+            created_from=created_from,
+            created_to=created_to,
+            after=start,
+            limit=limit,
+        )
+    return to_page(found, PaymentOut)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from sqlmodel import col
 
 from services.core.db import UnitOfWork
 from services.core.notices import Notice
-from services.core.schema import Ticket, TicketMessage, TicketStatus
+from services.core.schema import Ticket, TicketStatus
 
 from .. import audit
-from ..pagination import CURSOR_PATTERN, fetch_page, newest_first
+from ..pagination import CURSOR_PATTERN, after, to_page
 from ..problems import problem_responses
 from ..schemas import (
     Assignment,
@@ -52,28 +50,19 @@ async def list_tickets(
     ] = None,
 ) -> Page[TicketOut]:
     """Tickets newest first."""
-    query = sa.select(Ticket)
-    if status is not None:
-        query = query.where(col(Ticket.status) == status)
-    if assignee is not None:
-        query = query.where(col(Ticket.assigned_staff_id) == assignee)
-    if unassigned:
-        query = query.where(col(Ticket.assigned_staff_id).is_(None))
-    query = newest_first(query, Ticket, cursor, limit)
-    return await fetch_page(database, query, TicketOut, limit)
+    start = after(cursor)
+    async with database.unit_of_work() as uow:
+        found = await uow.tickets.search(
+            status=status, assignee=assignee, unassigned=unassigned, after=start, limit=limit
+        )
+    return to_page(found, TicketOut)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail, responses=problem_responses(404))
 async def get_ticket(database: DatabaseDep, _: Viewer, ticket_id: Id) -> TicketDetail:
     async with database.unit_of_work() as uow:
         ticket = await uow.tickets.get(ticket_id)
-        messages = (
-            await uow.session.execute(
-                sa.select(TicketMessage)
-                .where(col(TicketMessage.ticket_id) == ticket_id)
-                .order_by(col(TicketMessage.created_at), col(TicketMessage.id))
-            )
-        ).scalars()
+        messages = await uow.tickets.messages(ticket_id)
         return TicketDetail(
             **TicketOut.model_validate(ticket).model_dump(),
             messages=[TicketMessageOut.model_validate(message) for message in messages],

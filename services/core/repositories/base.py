@@ -1,7 +1,7 @@
 """What every repository shares: the unit of work's session and driver, and input checks."""
 
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, create_model
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,9 @@ class Transaction(Protocol):
     def sql(self) -> Sql: ...
 
 
+Saved = TypeVar("Saved", bound=SQLModel)
+
+
 class Repository:
     """Reads and writes through the unit of work's session or driver; never commits."""
 
@@ -33,6 +36,19 @@ class Repository:
     @property
     def sql(self) -> Sql:
         return self._transaction.sql
+
+    async def save(self, row: Saved) -> Saved:
+        """Writes a new or changed row now and reads it back as the database has it (ids,
+        defaults, timestamps), still in the unit of work's transaction."""
+        self.session.add(row)
+        await self.session.flush()
+        await self.session.refresh(row)
+        return row
+
+    async def reload(self, row: Saved) -> Saved:
+        """The row as the database has it now (what statements of this transaction wrote)."""
+        await self.session.refresh(row)
+        return row
 
 
 @cache

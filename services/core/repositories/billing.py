@@ -1,5 +1,7 @@
 """Payments and credits: each payment's credits are added exactly once."""
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
@@ -7,6 +9,7 @@ from sqlmodel import col
 from ..errors import InvalidInput, NotFound
 from ..schema import CreditChange, Payment, User
 from .base import Repository, checked
+from .pages import Key, Slice, page
 
 
 class BillingRepository(Repository):
@@ -85,3 +88,25 @@ class BillingRepository(Repository):
         if payment.credits:
             await self.change_credits(user_id, payment.credits, "payment", payment_id=payment_id)
         return True
+
+    async def payments(
+        self,
+        *,
+        user_id: int | None = None,
+        product_id: int | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        after: Key | None,
+        limit: int,
+    ) -> Slice[Payment]:
+        """A page of payments newest first; each filter given narrows it."""
+        query = sa.select(Payment)
+        if user_id is not None:
+            query = query.where(col(Payment.user_id) == user_id)
+        if product_id is not None:
+            query = query.where(col(Payment.product_id) == product_id)
+        if created_from is not None:
+            query = query.where(col(Payment.created_at) >= created_from)
+        if created_to is not None:
+            query = query.where(col(Payment.created_at) < created_to)
+        return await page(self.session, query, Payment, after, limit)

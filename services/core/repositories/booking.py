@@ -45,13 +45,39 @@ class AppointmentRepository(Repository):
             raise translated from error
         return appointment
 
-    async def cancel(self, appointment_id: int) -> Appointment:
-        appointment = await self.session.get(Appointment, appointment_id)
+    async def get(self, appointment_id: int, *, lock: bool = False) -> Appointment:
+        appointment = await self.session.get(Appointment, appointment_id, with_for_update=lock)
         if appointment is None:
             raise NotFound("appointment", appointment_id)
-        appointment.status = AppointmentStatus.CANCELLED
-        await self.session.flush()
         return appointment
+
+    async def search(
+        self,
+        *,
+        starts_from: datetime | None = None,
+        starts_to: datetime | None = None,
+        status: AppointmentStatus | None = None,
+        limit: int,
+    ) -> list[Appointment]:
+        """Appointments in start order; each filter given narrows them."""
+        query = sa.select(Appointment)
+        if starts_from is not None:
+            query = query.where(col(Appointment.starts_at) >= starts_from)
+        if starts_to is not None:
+            query = query.where(col(Appointment.starts_at) < starts_to)
+        if status is not None:
+            query = query.where(col(Appointment.status) == status)
+        query = query.order_by(col(Appointment.starts_at), col(Appointment.id)).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def set_status(self, appointment: Appointment, status: AppointmentStatus) -> Appointment:
+        """The appointment with its new status, as the database has it now."""
+        appointment.status = status
+        return await self.save(appointment)
+
+    async def cancel(self, appointment_id: int) -> Appointment:
+        """Cancels the appointment (its slot becomes free), whatever its status."""
+        return await self.set_status(await self.get(appointment_id), AppointmentStatus.CANCELLED)
 
     async def cancel_upcoming(
         self, appointment_id: int, user_id: int, after: datetime

@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 from sqlmodel import col
 
+from ..errors import NotFound
 from ..schema import Product
 from .base import Repository
 
@@ -21,3 +22,16 @@ class ProductRepository(Repository):
     async def find(self, product_id: int) -> Product | None:
         """A product on sale or not; None if there is no such product."""
         return await self.session.get(Product, product_id)
+
+    async def get(self, product_id: int, *, lock: bool = False) -> Product:
+        product = await self.session.get(Product, product_id, with_for_update=lock)
+        if product is None:
+            raise NotFound("product", product_id)
+        return product
+
+    async def all(self, *, include_inactive: bool = False) -> list[Product]:
+        """Products in id order: those on sale, or all."""
+        query = sa.select(Product).order_by(col(Product.id))
+        if not include_inactive:
+            query = query.where(col(Product.is_active))
+        return list((await self.session.execute(query)).scalars())

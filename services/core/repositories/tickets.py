@@ -26,6 +26,7 @@ from ..schema import (
     db_now,
 )
 from .base import Repository, checked
+from .pages import Key, Slice, page
 
 # Tickets staff can still answer and assign.
 UNFINISHED = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
@@ -63,6 +64,43 @@ class TicketRepository(Repository):
         if ticket is None:
             raise NotFound("ticket", ticket_id)
         return ticket
+
+    async def search(
+        self,
+        *,
+        status: TicketStatus | None = None,
+        assignee: int | None = None,
+        unassigned: bool = False,
+        after: Key | None,
+        limit: int,
+    ) -> Slice[Ticket]:
+        """A page of tickets newest first; each filter given narrows it."""
+        query = sa.select(Ticket)
+        if status is not None:
+            query = query.where(col(Ticket.status) == status)
+        if assignee is not None:
+            query = query.where(col(Ticket.assigned_staff_id) == assignee)
+        if unassigned:
+            query = query.where(col(Ticket.assigned_staff_id).is_(None))
+        return await page(self.session, query, Ticket, after, limit)
+
+    async def messages(self, ticket_id: int) -> list[TicketMessage]:
+        """The ticket's messages, oldest first."""
+        result = await self.session.execute(
+            sa.select(TicketMessage)
+            .where(col(TicketMessage.ticket_id) == ticket_id)
+            .order_by(col(TicketMessage.created_at), col(TicketMessage.id))
+        )
+        return list(result.scalars())
+
+    async def unfinished_count(self, user_id: int) -> int:
+        """How many of the user's tickets are open or in progress."""
+        result = await self.session.execute(
+            sa.select(sa.func.count())
+            .select_from(Ticket)
+            .where(col(Ticket.user_id) == user_id, col(Ticket.status).in_(UNFINISHED))
+        )
+        return int(result.scalar_one())
 
     async def latest(
         self, user_id: int, statuses: Sequence[TicketStatus] = ACTIVE, *, lock: bool = False
