@@ -7,6 +7,8 @@ support.py (users) and support_staff.py (the staff group)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
@@ -33,11 +35,16 @@ async def help_(message: Message, replies: Replies, language: str) -> None:
 
 
 async def profile(
-    message: Message, replies: Replies, language: str, uow: UnitOfWork, user_id: int | None
+    message: Message,
+    replies: Replies,
+    language: str,
+    uow: UnitOfWork,
+    user_id: int | None,
+    clock: Clock,
 ) -> None:
     if user_id is None:  # a channel post or a message without a sender
         return
-    shown = await load_profile(uow, user_id)
+    shown = await load_profile(uow, user_id, clock())
     hours = await booking.current_hours(uow)
     bookings = "\n".join(
         text(
@@ -67,11 +74,11 @@ async def unknown(message: Message, replies: Replies, language: str) -> None:
 
 def create_router(settings: BotSettings, clock: Clock = system_clock) -> Router:
     """A new router each time: aiogram attaches a router to one dispatcher only. `clock` tells
-    the bookings what time it is (a test sets it)."""
+    the bookings and /profile what time it is (a test sets it)."""
     router = Router(name="commands")
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
-    router.message.register(profile, Command("profile"))
+    router.message.register(partial(profile, clock=clock), Command("profile"))
     router.include_routers(
         booking.router(settings, clock),
         payments.router(settings),

@@ -26,7 +26,6 @@ from functools import cache
 from typing import Any
 
 import aiogram.methods
-import sqlalchemy as sa
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -37,19 +36,17 @@ from aiogram.exceptions import (
 from aiogram.methods import SendMessage, TelegramMethod
 from aiogram.types import Message
 from pydantic import ValidationError
-from sqlmodel import col
 
 from services.core.db import Database
 from services.core.errors import Conflict, DatabaseUnavailable, NotFound
-from services.core.repositories.outbox import NOTICE_METHOD
-from services.core.schema import Direction, OutboxMessage, OutboxStatus, User
+from services.core.repositories.outbox import NOTICE_METHOD, Claimed
+from services.core.schema import Direction
 
 from .metrics import BotMetrics
 from .texts import Text, language_of, text
 
 log = logging.getLogger(__name__)
 
-LAST_ERROR_MAX = 1024
 MESSAGE_MAX = 4096  # Telegram's limit on a message's text
 # A task the bot runs for an outbox row, given the row's payload.
 Task = Callable[[dict[str, Any]], Awaitable[None]]
@@ -68,16 +65,6 @@ class OutboxLimits:
     max_attempts: int = 5
     # Seconds between two readings of the outbox's depth and oldest age for /metrics.
     gauge_seconds: float = 5.0
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    id: int
-    chat_id: int
-    user_id: int | None
-    method: str
-    payload: dict[str, Any]
-    attempts: int
 
 
 @cache
@@ -177,17 +164,10 @@ class OutboxWorker:
         """Reads the outbox's depth and how long its oldest due message has waited. Only due
         messages count: a reminder queued for tomorrow, or a message Telegram asked us to
         hold for retry_after, is not late (counting them paged staff for every booking)."""
-        oldest = sa.func.now() - sa.func.min(col(OutboxMessage.available_at))
-        query = sa.select(
-            sa.func.count(), sa.func.coalesce(sa.func.extract("epoch", oldest), 0)
-        ).where(
-            col(OutboxMessage.status) == OutboxStatus.PENDING,
-            col(OutboxMessage.available_at) <= sa.func.now(),
-        )
         async with self._database.unit_of_work() as uow:
-            depth, age = (await uow.session.execute(query)).one()
+            depth, age = await uow.outbox.backlog()
         self.metrics.outbox_depth.set(depth)
-        self.metrics.outbox_oldest.set(float(age))
+        self.metrics.outbox_oldest.set(age)
 
     async def deliver_due(self) -> int:
         """Claims and delivers one batch of due messages; returns how many it claimed.
@@ -195,45 +175,18 @@ class OutboxWorker:
         now = asyncio.get_running_loop().time()
         self._next_in_chat = {chat: at for chat, at in self._next_in_chat.items() if at > now}
         batch = await self._claim()
-        by_chat: dict[int, list[_Claimed]] = defaultdict(list)
+        by_chat: dict[int, list[Claimed]] = defaultdict(list)
         for message in sorted(batch, key=lambda claimed: claimed.id):
             by_chat[message.chat_id].append(message)
         await asyncio.gather(*(self._deliver_chat(messages) for messages in by_chat.values()))
         return len(batch)
 
-    async def _claim(self) -> list[_Claimed]:
-        due = (
-            sa.select(col(OutboxMessage.id))
-            .where(
-                col(OutboxMessage.status) == OutboxStatus.PENDING,
-                col(OutboxMessage.available_at) <= sa.func.now(),
-            )
-            .order_by(col(OutboxMessage.available_at), col(OutboxMessage.id))
-            .limit(self._limits.batch_size)
-            .with_for_update(skip_locked=True)  # two bot processes never claim the same row
-        )
-        claim = (
-            sa.update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(due))
-            .values(
-                available_at=sa.func.now() + timedelta(seconds=self._limits.lease_seconds),
-                attempts=col(OutboxMessage.attempts) + 1,
-            )
-            .returning(
-                col(OutboxMessage.id),
-                col(OutboxMessage.chat_id),
-                col(OutboxMessage.user_id),
-                col(OutboxMessage.method),
-                col(OutboxMessage.payload),
-                col(OutboxMessage.attempts),
-            )
-            .execution_options(synchronize_session=False)
-        )
+    async def _claim(self) -> list[Claimed]:
+        lease = timedelta(seconds=self._limits.lease_seconds)
         async with self._database.unit_of_work() as uow:
-            rows = (await uow.session.execute(claim)).all()
-        return [_Claimed(*row) for row in rows]
+            return await uow.outbox.claim(self._limits.batch_size, lease)
 
-    async def _deliver_chat(self, messages: list[_Claimed]) -> None:
+    async def _deliver_chat(self, messages: list[Claimed]) -> None:
         for message in messages:
             await self._pace(message.chat_id)
             await self._deliver(message)
@@ -248,7 +201,7 @@ class OutboxWorker:
         if start > now:
             await asyncio.sleep(start - now)
 
-    async def _deliver(self, message: _Claimed) -> None:
+    async def _deliver(self, message: Claimed) -> None:
         said = None
         result: object = None
         try:
@@ -278,14 +231,9 @@ class OutboxWorker:
         else:
             await self._sent(message, result, said)
 
-    async def _sent(self, message: _Claimed, result: object, said: str | None) -> None:
+    async def _sent(self, message: Claimed, result: object, said: str | None) -> None:
         async with self._database.unit_of_work() as uow:
-            await uow.session.execute(
-                sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == message.id)
-                .values(status=OutboxStatus.SENT, sent_at=sa.func.now(), last_error=None)
-                .execution_options(synchronize_session=False)
-            )
+            await uow.outbox.sent(message.id)
             if message.user_id is not None:
                 await uow.messages.log(
                     message.user_id,
@@ -296,39 +244,19 @@ class OutboxWorker:
                 )
         self.metrics.outbox.labels("sent").inc()
 
-    async def _retry(self, message: _Claimed, after_seconds: float, error: str) -> None:
+    async def _retry(self, message: Claimed, after_seconds: float, error: str) -> None:
         async with self._database.unit_of_work() as uow:
-            await uow.session.execute(
-                sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == message.id)
-                .values(
-                    available_at=sa.func.now() + timedelta(seconds=after_seconds),
-                    last_error=error[:LAST_ERROR_MAX],
-                )
-                .execution_options(synchronize_session=False)
-            )
+            await uow.outbox.retry(message.id, timedelta(seconds=after_seconds), error)
         self.metrics.outbox.labels("retried").inc()
 
-    async def _give_up(self, message: _Claimed, error: str, deactivate: bool = False) -> None:
+    async def _give_up(self, message: Claimed, error: str, deactivate: bool = False) -> None:
         log.warning("outbox message %s failed: %s", message.id, error)
         async with self._database.unit_of_work() as uow:
-            await uow.session.execute(
-                sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == message.id)
-                .values(status=OutboxStatus.FAILED, last_error=error[:LAST_ERROR_MAX])
-                .execution_options(synchronize_session=False)
-            )
+            await uow.outbox.give_up(message.id, error)
             if deactivate:
                 # A private chat's id is its user's Telegram id.
-                recipient = (
-                    col(User.id) == message.user_id
-                    if message.user_id is not None
-                    else col(User.telegram_id) == message.chat_id
-                )
-                await uow.session.execute(
-                    sa.update(User)
-                    .where(recipient)
-                    .values(is_active=False, updated_at=sa.func.now())
-                    .execution_options(synchronize_session=False)
-                )
+                if message.user_id is not None:
+                    await uow.users.deactivate(user_id=message.user_id)
+                else:
+                    await uow.users.deactivate(telegram_id=message.chat_id)
         self.metrics.outbox.labels("failed").inc()

@@ -18,18 +18,15 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-import sqlalchemy as sa
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import CallbackQuery, Chat, Message, Update
 from aiogram.types import User as TelegramUser
-from sqlmodel import col
 
 from services.core.db import Database, UnitOfWork
 from services.core.errors import DatabaseUnavailable, InvalidInput
 from services.core.repositories.intake import AlreadyApplied, Intake
-from services.core.schema import User
 
 from .metrics import Outcome
 from .payments import refuse
@@ -268,11 +265,7 @@ class UpdateProcessor:
         """The user blocked the bot: marked inactive (writing again reactivates them)."""
         try:
             async with self._database.unit_of_work() as uow:
-                await uow.session.execute(
-                    sa.update(User)
-                    .where(col(User.telegram_id) == chat_id)  # a private chat's id is the user's
-                    .values(is_active=False, updated_at=sa.func.now())
-                    .execution_options(synchronize_session=False)
-                )
+                # A private chat's id is its user's Telegram id.
+                await uow.users.deactivate(telegram_id=chat_id)
         except DatabaseUnavailable as error:
             log.warning("user of chat %s blocked the bot, not recorded: %s", chat_id, error)

@@ -1,20 +1,16 @@
-"""What /profile shows: credits, upcoming bookings and open tickets."""
+"""What /profile shows: credits, upcoming bookings and open tickets, read through the core's
+queries (the same "upcoming" as /mybookings, the same "open" as the staff's)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
-import sqlalchemy as sa
-from sqlmodel import col
+from datetime import datetime
 
 from services.core.db import UnitOfWork
-from services.core.schema import Appointment, AppointmentStatus, Ticket, TicketStatus
+from services.core.schema import Appointment
 
 # Enough for a chat message; the admin API lists everything.
 MAX_BOOKINGS_SHOWN = 5
-UPCOMING = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
-OPEN_TICKETS = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
 
 
 @dataclass(frozen=True)
@@ -24,21 +20,8 @@ class Profile:
     open_tickets: int
 
 
-async def load_profile(uow: UnitOfWork, user_id: int) -> Profile:
+async def load_profile(uow: UnitOfWork, user_id: int, now: datetime) -> Profile:
+    """As of `now`: a booking starting at `now` has begun, so it is no longer upcoming."""
     user = await uow.users.get(user_id)
-    bookings = await uow.session.execute(
-        sa.select(Appointment)
-        .where(
-            col(Appointment.user_id) == user_id,
-            col(Appointment.starts_at) >= datetime.now(UTC),
-            col(Appointment.status).in_(UPCOMING),
-        )
-        .order_by(col(Appointment.starts_at))
-        .limit(MAX_BOOKINGS_SHOWN)
-    )
-    tickets = await uow.session.execute(
-        sa.select(sa.func.count())
-        .select_from(Ticket)
-        .where(col(Ticket.user_id) == user_id, col(Ticket.status).in_(OPEN_TICKETS))
-    )
-    return Profile(user.credits, list(bookings.scalars()), int(tickets.scalar_one()))
+    bookings = await uow.appointments.upcoming(user_id, now, limit=MAX_BOOKINGS_SHOWN)
+    return Profile(user.credits, bookings, await uow.tickets.unfinished_count(user_id))

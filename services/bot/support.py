@@ -215,7 +215,7 @@ class Support:
             # Its connection is taken first: with the pool exhausted the update fails before
             # Telegram has a topic that nothing records.
             async with database.unit_of_work() as own:
-                if await own.session.get(User, user.id) is None:
+                if not await own.users.exists(user.id):
                     await self._after_commit(uow, user.id, ticket)
                     return None
                 topic = await self._new_topic(bot, user)

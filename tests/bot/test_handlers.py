@@ -50,6 +50,31 @@ async def test_profile_shows_credits_upcoming_bookings_and_open_tickets(
     )
 
 
+async def test_profile_lists_a_booking_as_upcoming_until_it_begins(
+    start_bot: StartBot, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    """/profile's "upcoming" is /mybookings' (the core's one query): a booking starting at
+    this very moment has begun, and can no longer be cancelled, so it is not listed."""
+    now = datetime(2100, 3, 4, 9, 0, tzinfo=UTC)
+    bot = await start_bot(clock=lambda: now)
+    server.control.send_text(USER, "/start")
+    await eventually(lambda: len(bot.texts(USER)) == 1)
+    user_id = await owner.fetchval("SELECT id FROM users WHERE telegram_id = $1", USER)
+    for starts_at in (now, now + timedelta(minutes=30)):
+        await owner.execute(
+            "INSERT INTO appointments (user_id, starts_at, ends_at, status) "
+            "VALUES ($1, $2, $3, 'confirmed')",
+            user_id,
+            starts_at,
+            starts_at + timedelta(minutes=30),
+        )
+    server.control.send_text(USER, "/profile")
+    await eventually(lambda: len(bot.texts(USER)) == 2)
+    assert bot.texts(USER)[1].endswith("Upcoming bookings:\n- 2100-03-04 09:30 UTC (confirmed)"), (
+        bot.texts(USER)[1]
+    )
+
+
 async def test_anything_else_gets_a_pointer_to_help(
     start_bot: StartBot, server: TelegramServer
 ) -> None:

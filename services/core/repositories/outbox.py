@@ -1,5 +1,8 @@
-"""The outbox: Bot API calls other services want made, delivered later by the bot."""
+"""The outbox: Bot API calls other services want made, delivered later by the bot
+(services/bot/outbox.py): queued here, claimed in batches under a lease, then marked sent,
+retried later or given up."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +16,20 @@ from .base import Repository, Transaction, checked
 
 # The outbox method of a notice: not a Bot API method, the bot words it (see notices.py).
 NOTICE_METHOD = "notice"
+# The longest last_error kept.
+LAST_ERROR_MAX = 1024
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message claimed for delivery; `attempts` counts this one."""
+
+    id: int
+    chat_id: int
+    user_id: int | None
+    method: str
+    payload: dict[str, Any]
+    attempts: int
 
 
 class OutboxRepository(Repository):
@@ -116,3 +133,73 @@ class OutboxRepository(Repository):
             .execution_options(synchronize_session=False)
         )
         return withdrawn.scalar_one_or_none() is not None
+
+    async def backlog(self) -> tuple[int, float]:
+        """How many messages are due, and how long (seconds) the oldest due one has waited.
+        Only due messages count: a reminder queued for tomorrow, or a message Telegram asked
+        us to hold for retry_after, is not late."""
+        oldest = sa.func.now() - sa.func.min(col(OutboxMessage.available_at))
+        query = sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.extract("epoch", oldest), 0)
+        ).where(
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+            col(OutboxMessage.available_at) <= sa.func.now(),
+        )
+        depth, age = (await self.session.execute(query)).one()
+        return int(depth), float(age)
+
+    async def claim(self, batch_size: int, lease: timedelta) -> list[Claimed]:
+        """Claims up to `batch_size` due messages, oldest first: each becomes invisible to
+        the next claim for `lease` (then it is due again: delivery is at least once), and
+        counts an attempt. Two bot processes never claim the same row."""
+        due = (
+            sa.select(col(OutboxMessage.id))
+            .where(
+                col(OutboxMessage.status) == OutboxStatus.PENDING,
+                col(OutboxMessage.available_at) <= sa.func.now(),
+            )
+            .order_by(col(OutboxMessage.available_at), col(OutboxMessage.id))
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(due))
+            .values(
+                available_at=sa.func.now() + lease,
+                attempts=col(OutboxMessage.attempts) + 1,
+            )
+            .returning(
+                col(OutboxMessage.id),
+                col(OutboxMessage.chat_id),
+                col(OutboxMessage.user_id),
+                col(OutboxMessage.method),
+                col(OutboxMessage.payload),
+                col(OutboxMessage.attempts),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await self.session.execute(claim)).all()
+        return [Claimed(*row) for row in rows]
+
+    async def _mark(self, outbox_id: int, **values: Any) -> None:
+        await self.session.execute(
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id) == outbox_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def sent(self, outbox_id: int) -> None:
+        await self._mark(
+            outbox_id, status=OutboxStatus.SENT, sent_at=sa.func.now(), last_error=None
+        )
+
+    async def retry(self, outbox_id: int, after: timedelta, error: str) -> None:
+        """Due again `after` from now."""
+        await self._mark(
+            outbox_id, available_at=sa.func.now() + after, last_error=error[:LAST_ERROR_MAX]
+        )
+
+    async def give_up(self, outbox_id: int, error: str) -> None:
+        await self._mark(outbox_id, status=OutboxStatus.FAILED, last_error=error[:LAST_ERROR_MAX])
