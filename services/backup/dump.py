@@ -24,11 +24,6 @@ log = logging.getLogger("services.backup")
 # pg_dump --verbose names each table as it copies its rows; the rest of its output (about 70
 # lines on this schema) is chatter an operator does not need.
 DUMPING_TABLE = re.compile(r'dumping contents of table "(?P<table>[^"]+)"')
-USER_TABLES = (
-    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE c.relkind = 'r' AND n.nspname <> 'information_schema'"
-    " AND n.nspname NOT LIKE 'pg\\_%'"
-)
 
 
 class _Progress:
@@ -55,8 +50,7 @@ async def take_dump(
     target = directory / label
     run_id = await runs.start(BackupKind.DUMP, label)
     clock = time.monotonic()
-    async with live.connect() as connection:
-        tables = int(await connection.fetchval(USER_TABLES))
+    tables = await live.user_tables()
     log.info("pg_dump of %s (%d tables) into %s ...", settings.pg_database, tables, target)
     try:
         await run(

@@ -8,32 +8,23 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
+from services.core.maintenance import wal
+from services.core.maintenance.connect import Unreachable
+from services.core.maintenance.wal import ArchiverStats
 from services.core.settings import BackupRoleSettings
 
 from .errors import BackupError
 from .settings import BackupServiceSettings
 
 log = logging.getLogger("services.backup")
-CONNECT_TIMEOUT_SECONDS = 5.0
+
+__all__ = ["ArchiverStats", "LiveServer", "ServerUnreachable"]
 
 
 class ServerUnreachable(BackupError):
     """The live server does not accept the backup role's connection."""
-
-
-@dataclass(frozen=True)
-class ArchiverStats:
-    archived_count: int
-    failed_count: int
-    last_archived_wal: str | None
-    last_archived_at: datetime | None
-    last_failed_wal: str | None
-    last_failed_at: datetime | None
 
 
 class LiveServer:
@@ -58,40 +49,33 @@ class LiveServer:
         }
 
     @asynccontextmanager
-    async def connect(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connect(self) -> AsyncIterator[wal.LiveServer]:
+        """The server's statements (services/core/maintenance/wal.py) on one connection."""
         try:
-            connection = await asyncpg.connect(
-                host=self.settings.pg_host,
-                port=self.settings.pg_port,
-                user=self.role.user,
-                password=self.role.password.get_secret_value(),
-                database=self.settings.pg_database,
-                timeout=CONNECT_TIMEOUT_SECONDS,
-            )
-        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-            raise ServerUnreachable(
-                f"cannot connect to PostgreSQL at {self.address}: {error}"
-            ) from None
-        try:
-            yield connection
-        except asyncpg.PostgresError as error:
+            async with wal.connect(
+                self.settings.pg_host,
+                self.settings.pg_port,
+                self.settings.pg_database,
+                self.role.user,
+                self.role.password,
+            ) as server:
+                yield server
+        except Unreachable as error:
+            raise ServerUnreachable(str(error)) from None
+        except wal.ServerFailed as error:
             raise BackupError(f"PostgreSQL at {self.address}: {error}") from None
-        finally:
-            await connection.close()
 
     async def system_identifier(self) -> str:
-        async with self.connect() as connection:
-            return str(
-                await connection.fetchval("SELECT system_identifier FROM pg_control_system()")
-            )
+        async with self.connect() as server:
+            return await server.system_identifier()
 
     async def archiver(self) -> ArchiverStats:
-        async with self.connect() as connection:
-            row = await connection.fetchrow(
-                "SELECT archived_count, failed_count, last_archived_wal, last_archived_time,"
-                " last_failed_wal, last_failed_time FROM pg_stat_archiver"
-            )
-        return ArchiverStats(*row)
+        async with self.connect() as server:
+            return await server.archiver()
+
+    async def user_tables(self) -> int:
+        async with self.connect() as server:
+            return await server.user_tables()
 
     async def arm_archive_timeout(self) -> bool:
         """Checkpoint once per start of the server, unless it checkpointed since; True if it
@@ -100,45 +84,37 @@ class LiveServer:
         PostgreSQL 15 switches WAL segments on archive_timeout only once a checkpoint has
         happened since start-up: until the first timed one (checkpoint_timeout, 5 min) a
         restarted server archives nothing, though the stack promises at most 60 s of commits
-        unarchived (seen in the load runs; WalArchiveStale fired after every restart). The
-        control file keeps whole seconds, so a checkpoint in the second the server started
-        counts as before it."""
-        async with self.connect() as connection:
-            started = await connection.fetchval("SELECT pg_postmaster_start_time()")
+        unarchived (seen in the load runs; WalArchiveStale fired after every restart)."""
+        async with self.connect() as server:
+            started = await server.started_at()
             if started == self._armed_for:
                 return False
-            stale = await connection.fetchval(
-                "SELECT checkpoint_time <= date_trunc('second', $1::timestamptz) "
-                "FROM pg_control_checkpoint()",
-                started,
-            )
+            stale = not await server.checkpointed_since(started)
             if stale:
                 log.info("no checkpoint since PostgreSQL started: CHECKPOINT, for archive_timeout")
-                await connection.execute("CHECKPOINT")
+                await server.checkpoint()
             self._armed_for = started
-        return bool(stale)
+        return stale
 
     async def switch_wal_and_wait(self) -> int:
         """Close the current WAL segment and wait until it is archived, so that a restore to
         "latest" includes every commit made before this call. Returns the live timeline."""
-        async with self.connect() as connection:
-            segment = await connection.fetchval("SELECT pg_walfile_name(pg_switch_wal())")
+        async with self.connect() as server:
+            segment = await server.switch_wal()
             log.info("waiting for the live server to archive WAL segment %s ...", segment)
             deadline = time.monotonic() + self.settings.archive_wait_seconds
             while True:
-                last = await connection.fetchval("SELECT last_archived_wal FROM pg_stat_archiver")
+                archiver = await server.archiver()
+                last = archiver.last_archived_wal
                 # Names sort in WAL order within a timeline; .partial and .history names too.
                 if last is not None and last[:24] >= segment:
                     return int(segment[:8], 16)
                 if time.monotonic() > deadline:
-                    failed = await connection.fetchrow(
-                        "SELECT last_failed_wal, failed_count FROM pg_stat_archiver"
-                    )
                     raise BackupError(
                         f"WAL segment {segment} is not archived after "
                         f"{self.settings.archive_wait_seconds:.0f} s (last archived: {last}, "
-                        f"last failed: {failed['last_failed_wal']}, failures: "
-                        f"{failed['failed_count']}); check the archive directory and the "
+                        f"last failed: {archiver.last_failed_wal}, failures: "
+                        f"{archiver.failed_count}); check the archive directory and the "
                         "PostgreSQL log"
                     )
                 await asyncio.sleep(0.2)

@@ -6,15 +6,11 @@ so a failure to write a row is logged and never fails the backup itself."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
-
-import sqlalchemy as sa
-from sqlmodel import col
 
 from services.core.db import Database
 from services.core.errors import CoreError
-from services.core.schema import BackupKind, BackupRun, BackupStatus
+from services.core.schema import BackupKind
 
 log = logging.getLogger("services.backup")
 
@@ -26,13 +22,7 @@ class RunLog:
     async def start(self, kind: BackupKind, label: str) -> int | None:
         try:
             async with self.database.unit_of_work() as uow:
-                statement = (
-                    sa.insert(BackupRun)
-                    .values(kind=kind, status=BackupStatus.RUNNING, label=label, details={})
-                    .returning(col(BackupRun.id))
-                )
-                new_id: int | None = (await uow.session.execute(statement)).scalar_one()
-                return new_id
+                return await uow.backups.start(kind, label)
         except CoreError as error:
             log.warning("could not record the start of the %s run in backup_runs: %s", kind, error)
             return None
@@ -48,17 +38,10 @@ class RunLog:
     ) -> None:
         if run_id is None:
             return
-        values = {
-            "status": BackupStatus.SUCCEEDED if succeeded else BackupStatus.FAILED,
-            "finished_at": datetime.now(UTC),
-            "size_bytes": size_bytes,
-            "details": details,
-            "error": error[:2048] if error else None,
-        }
         try:
             async with self.database.unit_of_work() as uow:
-                await uow.session.execute(
-                    sa.update(BackupRun).where(col(BackupRun.id) == run_id).values(**values)
+                await uow.backups.finish(
+                    run_id, succeeded=succeeded, details=details, size_bytes=size_bytes, error=error
                 )
         except CoreError as failure:
             log.warning("could not record the end of run %s in backup_runs: %s", run_id, failure)

@@ -19,29 +19,43 @@ class Unreachable(Exception):
 
 
 @asynccontextmanager
-async def connect(
-    user: str, password: SecretStr, where: MigrationSettings | None = None
+async def direct(
+    host: str,
+    port: int,
+    database: str,
+    user: str,
+    password: SecretStr,
+    application_name: str = "botstack-maintenance",
 ) -> AsyncIterator[asyncpg.Connection]:
-    """Where: the server the migrations reach (MIGRATE_HOST, MIGRATE_PORT, MIGRATE_DATABASE)."""
-    where = where or MigrationSettings()
+    """A connection to the server itself; Unreachable when it cannot be opened."""
     try:
         connection = await asyncpg.connect(
-            host=where.host,
-            port=where.port,
+            host=host,
+            port=port,
             user=user,
             password=password.get_secret_value(),
-            database=where.database,
+            database=database,
             timeout=CONNECT_TIMEOUT_SECONDS,
-            server_settings={"application_name": "botstack-maintenance"},
+            server_settings={"application_name": application_name},
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as error:
         raise Unreachable(
-            f"cannot connect to PostgreSQL at {where.host}:{where.port} as {user}: {error}"
+            f"cannot connect to PostgreSQL at {host}:{port} as {user}: {error}"
         ) from None
     try:
         yield connection
     finally:
         await connection.close()
+
+
+@asynccontextmanager
+async def connect(
+    user: str, password: SecretStr, where: MigrationSettings | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """Where: the server the migrations reach (MIGRATE_HOST, MIGRATE_PORT, MIGRATE_DATABASE)."""
+    where = where or MigrationSettings()
+    async with direct(where.host, where.port, where.database, user, password) as connection:
+        yield connection
 
 
 def as_owner(
