@@ -53,7 +53,7 @@ async def _database() -> list[Check]:
     try:
         async with as_monitor() as connection:
             checks = await health.postgres(connection)
-            data_dir = await connection.fetchval("SELECT current_setting('data_directory')")
+            data_dir = await health.data_directory(connection)
     except Unreachable as error:
         return [Check("postgresql", Status.UNREACHABLE, str(error), {})]
     try:
@@ -61,8 +61,8 @@ async def _database() -> list[Check]:
             checks.append(await health.outbox(connection))
     except Unreachable as error:
         checks.append(Check("outbox", Status.UNREACHABLE, str(error), {}))
-    checks.append(_disk("disk:data", Path(data_dir)))
-    checks.append(_disk("disk:wal", Path(data_dir) / "pg_wal"))
+    checks.append(_disk("disk:data", data_dir))
+    checks.append(_disk("disk:wal", data_dir / "pg_wal"))
     return checks
 
 

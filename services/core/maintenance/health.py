@@ -73,6 +73,11 @@ async def postgres(connection: asyncpg.Connection) -> list[Check]:
     return checks
 
 
+async def data_directory(connection: asyncpg.Connection) -> Path:
+    """The server's data directory (its disk is one of the checks)."""
+    return Path(await connection.fetchval("SELECT current_setting('data_directory')"))
+
+
 async def outbox(connection: asyncpg.Connection) -> Check:
     row = await connection.fetchrow(
         "SELECT count(*) AS due, extract(epoch FROM now() - min(available_at))::float8 AS oldest"
