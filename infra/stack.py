@@ -323,6 +323,9 @@ class LocalStack:
             self.paths.pgbouncer: 0o700,  # passwords in the userlist
             # The backup service runs as the service user and keeps its backups here.
             self.paths.root / "backups": 0o750,
+            # The Telegram stand-in keeps the message ids it handed out here (it runs as the
+            # service user too): the database outlives it, so a restart must continue them.
+            self.paths.root / "telegram-api": 0o750,
         }
         for directory, mode in modes.items():
             directory.mkdir(mode=mode, exist_ok=True)
@@ -350,6 +353,7 @@ class LocalStack:
             # The backup service keeps its backups and scratch clusters in this stack's
             # directory; it has no default, so two stacks never share one backup catalogue.
             "BACKUP_SERVICE_STATE_DIR": str(self.paths.root),
+            "TELEGRAM_API_STATE_DIR": str(self.paths.root / "telegram-api"),
         }
 
     def _migrate(self, credentials: Credentials, state: StackState) -> None:
