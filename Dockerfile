@@ -11,11 +11,11 @@
 
 FROM debian:bookworm-slim AS debian
 ENV LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive
-# Images stay small: no documentation, no recommends, and no package cache left in a layer
-# (downloaded .debs and apt's *.bin caches, about 80 MB a layer: what the official image's
-# docker-clean does, which a base made with debootstrap lacks).
+# Images stay small: no documentation or translations, no recommends, and no package cache
+# left in a layer (downloaded .debs and apt's *.bin caches, about 80 MB a layer: what the
+# official image's docker-clean does, which a base made with debootstrap lacks).
 COPY infra/docker/apt-slim.conf /etc/apt/apt.conf.d/90botstack
-RUN printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\n' \
+RUN printf 'path-exclude /usr/share/%s/*\n' doc man info locale groff \
         > /etc/dpkg/dpkg.cfg.d/90botstack
 # The healthcheck of images without an HTTP client: http-ok PORT PATH.
 COPY infra/docker/http-ok /usr/local/bin/http-ok
