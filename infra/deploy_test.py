@@ -248,6 +248,12 @@ def compose_command(env_file: Path) -> list[str]:
     ]
 
 
+def down(timeout: int) -> list[str]:
+    """compose's arguments that remove the test's stack: containers (the TLS proxy's too),
+    volumes and networks."""
+    return ["--profile", "tls", "down", "--volumes", "--remove-orphans", "--timeout", str(timeout)]
+
+
 def image_sizes(env: dict[str, str]) -> dict[str, int]:
     out = subprocess.run(
         ["docker", "image", "ls", "--format", "{{json .}}"],
@@ -299,16 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             # A stack a kept run (--keep) left has the old secrets in its volumes: gone first.
             if (state / "env").exists():
                 run(
-                    [
-                        *compose_command(state / "env"),
-                        "--profile",
-                        "tls",
-                        "down",
-                        "--volumes",
-                        "--remove-orphans",
-                        "--timeout",
-                        "10",
-                    ],
+                    [*compose_command(state / "env"), *down(timeout=10)],
                     env,
                     stdout=subprocess.DEVNULL,
                 )
@@ -366,16 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             with step("teardown", timings):
                 if compose:
                     subprocess.run(
-                        [
-                            *compose,
-                            "--profile",
-                            "tls",
-                            "down",
-                            "--volumes",
-                            "--remove-orphans",
-                            "--timeout",
-                            "30",
-                        ],
+                        [*compose, *down(timeout=30)],
                         env=env,
                         check=False,
                     )
