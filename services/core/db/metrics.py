@@ -156,8 +156,9 @@ _COUNTED = "_botstack_db_error_counted"
 
 
 def _counted(error: BaseException) -> bool:
-    """error, or one it wraps (SQLAlchemy's .orig, a raise ... from, an except block's), was
-    counted already."""
+    """error, or one it wraps (SQLAlchemy's .orig, a `raise ... from`), was counted already.
+    Not the error being handled when it was raised (__context__): a new attempt made in an
+    except block is a failure of its own."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [error]
     while pending:
@@ -168,9 +169,5 @@ def _counted(error: BaseException) -> bool:
         if getattr(current, _COUNTED, False):
             return True
         wrapped = getattr(current, "orig", None)
-        pending += [
-            wrapped if isinstance(wrapped, BaseException) else None,
-            current.__cause__,
-            current.__context__,
-        ]
+        pending += [wrapped if isinstance(wrapped, BaseException) else None, current.__cause__]
     return False
