@@ -49,13 +49,16 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
-# Host ports of this test (loopback, but the webhook's): the 40300 range of this machine.
+# Host ports of this test (loopback, but the webhook's): the 28300 range of this machine,
+# below Linux's ephemeral ports (32768-60999) as the local stack's are: in the 40300 range an
+# outgoing connection's local port once held 40302 and `up` failed with "address already in
+# use".
 PORTS = {
-    "BOT_PUBLISH_PORT": 40301,
-    "ADMIN_API_PUBLISH_PORT": 40302,
-    "PROMETHEUS_PUBLISH_PORT": 40303,
-    "GRAFANA_PUBLISH_PORT": 40304,
-    "TELEGRAM_API_PUBLISH_PORT": 40305,
+    "BOT_PUBLISH_PORT": 28301,
+    "ADMIN_API_PUBLISH_PORT": 28302,
+    "PROMETHEUS_PUBLISH_PORT": 28303,
+    "GRAFANA_PUBLISH_PORT": 28304,
+    "TELEGRAM_API_PUBLISH_PORT": 28305,
 }
 # One service per image to build (the others share these images).
 IMAGES = (
