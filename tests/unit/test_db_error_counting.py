@@ -58,3 +58,11 @@ def test_a_failed_connection_is_an_error_and_an_attempt() -> None:
     metrics.count_failed_attempt(OSError("refused"), "connect")
     queries = metrics.registry.get_sample_value("db_queries_total", {"operation": "connect"})
     assert (errors(metrics), queries) == (1, 1)
+
+
+def test_the_attempts_that_fail_before_a_statement_are_exported_from_the_start() -> None:
+    # A series born at its first increment loses it to rate(): the error ratio read 100.5%.
+    registry = CollectorRegistry()
+    DatabaseMetrics(registry)
+    for stage in ("connect", "begin"):
+        assert registry.get_sample_value("db_queries_total", {"operation": stage}) == 0

@@ -34,6 +34,10 @@ ERROR_KINDS = (
 )
 
 
+# db_queries_total's operation for an attempt that failed before any statement ran.
+FAILED_BEFORE_A_STATEMENT = ("connect", "begin")
+
+
 def operation_of(statement: str) -> str:
     """The operation label of a statement: its first keyword, or 'other'."""
     head = statement.lstrip()[:6].lower()
@@ -100,9 +104,13 @@ class DatabaseMetrics:
             operation: (self.queries.labels(operation), self.query_duration.labels(operation))
             for operation in (*OPERATIONS, "other")
         }
-        # Every kind at zero from the start, so an error ratio has data before the first error.
+        # Every kind at zero from the start, so an error ratio has data before the first error;
+        # so are the attempts that fail before a statement: a series born at its first
+        # increment loses that increment to rate(), and the ratio read over 100%.
         for kind in ERROR_KINDS:
             self.errors.labels(kind)
+        for stage in FAILED_BEFORE_A_STATEMENT:
+            self.queries.labels(stage)
 
     def instrument(self, engine: AsyncEngine) -> None:
         pool = engine.sync_engine.pool
