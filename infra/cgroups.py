@@ -179,7 +179,9 @@ class MemoryCgroups:
             )
             return ProbeResult(killed=killed, detail=detail)
         finally:
+            # Its cpuacct twin (_make made one) too, or the parent group could not go either.
             _remove(probe)
+            _remove(self.cpu_dir("oom-probe"))
 
     def remove(self) -> None:
         """Remove the groups once their processes are gone (a busy group is left)."""

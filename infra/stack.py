@@ -32,7 +32,7 @@ from infra.observability.scrape import SCRAPE_INTERVAL
 from infra.pgbouncer_server import PgBouncerServer, accepts_connections, write_userlist
 from infra.postgres_server import PostgresServer
 from infra.processes import Placement, unplaced
-from infra.service_runtime import prepare_runtime
+from infra.service_runtime import Runtime, prepare_runtime
 from infra.stack_state import HOST, Bouncer, Credentials, Layout, Ports, StackState
 from infra.system import Apt, StackError, file_lock, run, shown, write_file
 from services.core.os_user import NoServiceUser, ServiceUser
@@ -128,6 +128,7 @@ class LocalStack:
             # the operator names one (set and empty: the bot runs without a staff group).
             environment.setdefault("BOT_STAFF_CHAT_ID", str(DEFAULT_STAFF_CHAT_ID))
             runtime = prepare_runtime(self.paths, self._user)
+            self._prepare_stand_in_directory(runtime)
             for service in self._app_services(state):
                 service.start(environment, runtime, self.placement)
                 spec = service.service
@@ -328,6 +329,14 @@ class LocalStack:
             directory.mkdir(mode=mode, exist_ok=True)
             self._user.own(directory)
 
+    def _prepare_stand_in_directory(self, runtime: Runtime) -> None:
+        """The Telegram stand-in (run as the app user) keeps the message ids it handed out
+        here: the database outlives it, so a restarted one must continue above them."""
+        directory = self.paths.root / "telegram-api"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        if runtime.app_user is not None:
+            os.chown(directory, runtime.app_user.uid, runtime.app_user.gid)
+
     def _environment(self, credentials: Credentials, state: StackState) -> dict[str, str]:
         """How services reach this stack, as the environment variables of the settings."""
         migrate, db, backup = credentials.migrate, credentials.db, credentials.backup
@@ -350,6 +359,7 @@ class LocalStack:
             # The backup service keeps its backups and scratch clusters in this stack's
             # directory; it has no default, so two stacks never share one backup catalogue.
             "BACKUP_SERVICE_STATE_DIR": str(self.paths.root),
+            "TELEGRAM_API_STATE_DIR": str(self.paths.root / "telegram-api"),
         }
 
     def _migrate(self, credentials: Credentials, state: StackState) -> None:

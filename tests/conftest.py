@@ -116,12 +116,20 @@ def mode() -> str:
 
 
 @pytest.fixture
-async def owner(endpoints: dict[str, str]) -> AsyncIterator[asyncpg.Connection]:
+def empty_tables() -> bool:
+    """Whether `owner` empties every table first: yes, unless a package's tests read what the
+    stack and earlier tests wrote (tests/backup: backup_runs; tests/cli) and override it."""
+    return True
+
+
+@pytest.fixture
+async def owner(endpoints: dict[str, str], empty_tables: bool) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection as the migration role, for arranging and inspecting rows; every
-    table is emptied first, so each test starts from a clean database."""
+    table is emptied first (see empty_tables), so each test starts from a clean database."""
     connection = await asyncpg.connect(endpoints["postgres_dsn"])
-    tables = ", ".join(table.name for table in metadata.sorted_tables)
-    await connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    if empty_tables:
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
+        await connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     try:
         yield connection
     finally:

@@ -121,8 +121,10 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "DatabaseErrorRate",
-        "5% or more of the statements the services ran failed with the database unavailable "
-        "or a database error (conflicts and not-found are business outcomes, not counted).",
+        "5% or more of the services' database attempts failed with the database unavailable "
+        "or a database error (conflicts and not-found are business outcomes, not counted). An "
+        "attempt is a statement, or a connection or BEGIN that failed before any statement "
+        "ran: each failure counts once, with its attempt, so the ratio stays within 100%.",
         _ratio(
             f'db_errors_total{{{SERVICES}, kind=~"unavailable|database_error"}}',
             f"db_queries_total{{{SERVICES}}}",
@@ -131,7 +133,7 @@ ALERTS: tuple[Alert, ...] = (
         0.05,
         "1m",
         "page",
-        "{{ $value | humanizePercentage }} of database statements failed in the last " + WINDOW,
+        "{{ $value | humanizePercentage }} of database attempts failed in the last " + WINDOW,
         "Is PostgreSQL or PgBouncer down (target down, backup_postgres_up)? database_error is "
         "a bug: read the service's log for the statement.",
     ),

@@ -17,6 +17,7 @@ from . import registry
 from .envelope import ApiError, bad_request, to_json
 from .faults import Faults
 from .files import FileStore
+from .ids import IdFloor
 from .limits import SendLimits
 from .methods import HANDLERS
 from .settings import TelegramAPISettings
@@ -63,7 +64,7 @@ class BotState:
             can_read_all_group_messages=False,
             supports_inline_queries=False,
         )
-        self.world = World(settings.chat_history_size)
+        self.world = World(settings.chat_history_size, IdFloor(settings.state_dir, self.me.id))
         self.updates = UpdateQueue()
         self.faults = Faults()
         self.limits = SendLimits() if settings.send_limits else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -36,6 +37,10 @@ class TelegramAPISettings(BaseSettings):
     # sent message): the newest calls in the log, the newest messages of each chat.
     call_log_size: int = Field(10_000, ge=1)
     chat_history_size: int = Field(500, ge=1)
+    # Where the highest message id each bot was handed out is kept, so a restarted stand-in
+    # continues above it as Telegram does (the bot's database keeps topic and message ids).
+    # Unset: nothing is kept and chats start at message id 1.
+    state_dir: Path | None = None
     bot_first_name: str = "Botstack Local"
     bot_username: str = "botstack_local_bot"
 

@@ -8,6 +8,7 @@ from typing import Any
 from aiogram.types import Chat, ForumTopic, Message, Update
 
 from .envelope import bad_request
+from .ids import IdFloor
 
 # Telegram's supergroup and channel ids are -100 followed by the internal id.
 SUPERGROUP_ID_BELOW = -1_000_000_000_000
@@ -17,17 +18,24 @@ SUPERGROUP_ID_BELOW = -1_000_000_000_000
 class ChatState:
     chat: Chat
     history_size: int
+    ids: IdFloor
     messages: dict[int, Message] = field(default_factory=dict)
     topics: dict[int, ForumTopic] = field(default_factory=dict)
     last_message_id: int = 0
 
+    def __post_init__(self) -> None:
+        # A chat met after a restart continues above every id the bot was handed out before.
+        self.last_message_id = max(self.last_message_id, self.ids.floor)
+
     def next_message_id(self) -> int:
         self.last_message_id += 1
+        self.ids.claim(self.last_message_id)
         return self.last_message_id
 
     def remember(self, message: Message) -> None:
         self.messages[message.message_id] = message
         self.last_message_id = max(self.last_message_id, message.message_id)
+        self.ids.claim(self.last_message_id)
         if len(self.messages) > self.history_size:
             # The oldest goes (ids are stored in arrival order): editing it is "not found".
             del self.messages[next(iter(self.messages))]
@@ -50,9 +58,10 @@ def _new_chat(chat_id: int) -> Chat:
 
 
 class World:
-    def __init__(self, history_size: int) -> None:
+    def __init__(self, history_size: int, ids: IdFloor) -> None:
         self.chats: dict[int, ChatState] = {}
         self._history_size = history_size
+        self._ids = ids
 
     def chat(self, chat_id: int | str) -> ChatState:
         if isinstance(chat_id, str):
@@ -62,7 +71,9 @@ class World:
             raise bad_request("chat not found")
         known = self.chats.get(chat_id)
         if known is None:
-            known = self.chats[chat_id] = ChatState(_new_chat(chat_id), self._history_size)
+            known = self.chats[chat_id] = ChatState(
+                _new_chat(chat_id), self._history_size, self._ids
+            )
         return known
 
     def observe(self, update: Update) -> None:
@@ -71,7 +82,9 @@ class World:
         for message in _messages_in(update):
             state = self.chats.get(message.chat.id)
             if state is None:
-                state = self.chats[message.chat.id] = ChatState(message.chat, self._history_size)
+                state = self.chats[message.chat.id] = ChatState(
+                    message.chat, self._history_size, self._ids
+                )
             else:
                 state.chat = message.chat
             state.remember(message)

@@ -147,6 +147,9 @@ class Prometheus:
     def __init__(self, deployed: Deployed) -> None:
         self.client = httpx.Client(base_url=deployed.url("PROMETHEUS_PUBLISH_PORT"), timeout=30)
 
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return list(_data(self.client.get("/api/v1/query", params={"query": expr}))["result"])
+
     def alerts(self) -> dict[str, str]:
         found = _data(self.client.get("/api/v1/alerts"))["alerts"]
         return {alert["labels"]["alertname"]: alert["state"] for alert in found}
@@ -169,6 +172,19 @@ def test_prometheus_scrapes_every_target_and_nothing_fires_at_idle(deployed: Dep
         return bool(targets) and all(t["health"] == "up" for t in targets)
 
     eventually(all_up, 90, "every target up")
+    up_at = time.time()
+
+    def evaluated_since() -> bool:
+        # Alert states change only when the rules are evaluated: until an evaluation has seen
+        # every target up, one scraped before its service listened (Prometheus does not wait
+        # for the services) still holds TargetDown pending, and one never evaluated is silent.
+        last = prometheus.query("min(prometheus_rule_group_last_evaluation_timestamp_seconds)")
+        interval = prometheus.query("max(prometheus_rule_group_interval_seconds)")
+        return bool(last and interval) and float(last[0]["value"][1]) - up_at >= float(
+            interval[0]["value"][1]
+        )
+
+    eventually(evaluated_since, 90, "a rule evaluation with every target up")
     jobs = {
         t["labels"]["job"] for t in _data(prometheus.client.get("/api/v1/targets"))["activeTargets"]
     }

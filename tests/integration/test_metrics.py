@@ -96,6 +96,8 @@ async def test_a_connection_that_cannot_be_opened_counts_as_unavailable(
     finally:
         await down.dispose()
     assert value(registry, "db_errors_total", kind="unavailable") == 3
+    # Each with its attempt: the error rate's denominator.
+    assert value(registry, "db_queries_total", operation="connect") == 3
 
 
 async def test_an_outage_behind_pgbouncer_counts_as_unavailable(
@@ -114,3 +116,42 @@ async def test_an_outage_behind_pgbouncer_counts_as_unavailable(
     finally:
         stack.start_postgres()
     assert value(registry, "db_errors_total", kind="unavailable") >= before + 2
+
+
+def _total(registry: CollectorRegistry, name: str) -> float:
+    return sum(
+        sample.value
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == name
+    )
+
+
+async def test_each_failed_attempt_is_one_error_and_one_attempt(
+    stack: LocalStack, database: Database
+) -> None:
+    """DatabaseErrorRate divides errors by attempts: during an outage every path (the driver's
+    statements, the session's, a readiness ping) counts one error and one attempt per try, so
+    the ratio is at most 100% (a BEGIN that failed was counted twice, and never as an
+    attempt)."""
+    registry = database.metrics.registry
+    await database.ping()  # a pooled connection to PgBouncer
+
+    async def driver() -> None:
+        async with database.unit_of_work() as uow:
+            await uow.updates.record(1)
+
+    async def session() -> None:
+        async with database.unit_of_work() as uow:
+            await uow.users.get(1)
+
+    errors, attempts = _total(registry, "db_errors_total"), _total(registry, "db_queries_total")
+    stack.stop_postgres()
+    try:
+        for attempt in (driver, session, database.ping) * 2:
+            with pytest.raises(DatabaseUnavailable):
+                await attempt()
+    finally:
+        stack.start_postgres()
+    assert _total(registry, "db_errors_total") - errors == 6
+    assert _total(registry, "db_queries_total") - attempts == 6

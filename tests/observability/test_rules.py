@@ -94,7 +94,7 @@ CASES = {
             f'db_queries_total{{{JOB}, operation="select"}}': "0+10x40",
         },
         {},
-        "10% of database statements failed in the last 2m",
+        "10% of database attempts failed in the last 2m",
         {
             f'db_errors_total{{{JOB}, kind="conflict"}}': "0+5x40",
             f'db_errors_total{{{JOB}, kind="unavailable"}}': "0x40",

@@ -61,6 +61,14 @@ def test_past_its_limit_a_process_is_oom_killed(groups: MemoryCgroups) -> None:
     assert sample.oom_kills == 1
 
 
+def test_after_a_probe_removing_the_groups_leaves_none_behind(groups: MemoryCgroups) -> None:
+    groups.oom_probe()
+    groups.remove()
+    # The probe's cpuacct group was left, and with it the parent: one more each run.
+    assert not groups.memory_dir().exists()
+    assert not groups.cpu_dir().exists()
+
+
 def test_without_cgroups_the_services_are_measured_from_proc(stack: LocalStack) -> None:
     """The load runs' fallback where cgroups cannot be written: each service's process tree."""
     source = ProcessSource(stack.paths)

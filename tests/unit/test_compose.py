@@ -205,8 +205,8 @@ def test_no_service_imports_the_local_stack() -> None:
             for module in names:
                 assert module.split(".")[0] != "infra", f"{path.relative_to(root)} imports {module}"
     # The images hold no copy of infra/'s Python that could hide such an import: only these
-    # files of it (a shell healthcheck, the CLI's launcher, PostgreSQL's entrypoint, the
-    # exporter's pins).
+    # files of it (a shell healthcheck, the CLI's launcher, apt's settings for the builds,
+    # PostgreSQL's entrypoint, the exporter's pins).
     copied = {
         word
         for line in (root / "Dockerfile").read_text().splitlines()
@@ -217,6 +217,7 @@ def test_no_service_imports_the_local_stack() -> None:
     assert copied == {
         "infra/docker/http-ok",
         "infra/docker/botstack",
+        "infra/docker/apt-slim.conf",
         "infra/postgres/docker-entrypoint.sh",
         "infra/pgbouncer_exporter/requirements.txt",
     }

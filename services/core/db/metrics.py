@@ -34,6 +34,10 @@ ERROR_KINDS = (
 )
 
 
+# db_queries_total's operation for an attempt that failed before any statement ran.
+FAILED_BEFORE_A_STATEMENT = ("connect", "begin")
+
+
 def operation_of(statement: str) -> str:
     """The operation label of a statement: its first keyword, or 'other'."""
     head = statement.lstrip()[:6].lower()
@@ -85,18 +89,28 @@ class DatabaseMetrics:
             registry=registry,
         )
         self.queries = Counter(
-            "db_queries", "Statements executed by operation", ["operation"], registry=registry
+            "db_queries",
+            "Statements executed by operation; a connection or BEGIN that failed (no statement "
+            "ran) counts once as operation connect or begin, so every error has its attempt",
+            ["operation"],
+            registry=registry,
         )
-        self.errors = Counter("db_errors", "Database errors by kind", ["kind"], registry=registry)
+        self.errors = Counter(
+            "db_errors", "Failed attempts (one per failure) by kind", ["kind"], registry=registry
+        )
         # Children per operation made once: labels() on every statement is measurable on the
         # hot path. Creating them up front also exports zeros before the first query.
         self._by_operation = {
             operation: (self.queries.labels(operation), self.query_duration.labels(operation))
             for operation in (*OPERATIONS, "other")
         }
-        # Every kind at zero from the start, so an error ratio has data before the first error.
+        # Every kind at zero from the start, so an error ratio has data before the first error;
+        # so are the attempts that fail before a statement: a series born at its first
+        # increment loses that increment to rate(), and the ratio read over 100%.
         for kind in ERROR_KINDS:
             self.errors.labels(kind)
+        for stage in FAILED_BEFORE_A_STATEMENT:
+            self.queries.labels(stage)
 
     def instrument(self, engine: AsyncEngine) -> None:
         pool = engine.sync_engine.pool
@@ -125,10 +139,43 @@ class DatabaseMetrics:
         duration.observe(seconds)
 
     def count_error(self, error: BaseException) -> None:
+        """Count a failure once, however many layers see it go by (a BEGIN sent from
+        SQLAlchemy's statement event fails in the unit of work and again in handle_error)."""
+        if _counted(error):
+            return
+        setattr(error, _COUNTED, True)
         translated = translate(error)
         self.errors.labels(translated.kind if translated else "other").inc()
+
+    def count_failed_attempt(self, error: BaseException, stage: str) -> None:
+        """A failure before any statement ran (stage: connect or begin): its error and its
+        attempt, so errors never outnumber attempts (DatabaseErrorRate stays within 100%)."""
+        self.count_error(error)
+        self.queries.labels(stage).inc()
 
     def _error(self, context: Any) -> None:
         self.count_error(context.sqlalchemy_exception or context.original_exception)
         if context.connection is not None and context.statement is not None:
             self._observe(context.connection, context.statement)
+
+
+# Set on an exception counted in db_errors_total (exceptions take attributes).
+_COUNTED = "_botstack_db_error_counted"
+
+
+def _counted(error: BaseException) -> bool:
+    """error, or one it wraps (SQLAlchemy's .orig, a `raise ... from`), was counted already.
+    Not the error being handled when it was raised (__context__): a new attempt made in an
+    except block is a failure of its own."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if getattr(current, _COUNTED, False):
+            return True
+        wrapped = getattr(current, "orig", None)
+        pending += [wrapped if isinstance(wrapped, BaseException) else None, current.__cause__]
+    return False

@@ -73,8 +73,8 @@ class UnitOfWork(Repositories):
             await _begin(self._adapter)
         except Exception as error:
             # BEGIN goes past SQLAlchemy's statement events: counted here (PgBouncer fails
-            # it when PostgreSQL is down).
-            self._metrics.count_error(error)
+            # it when PostgreSQL is down), with its attempt, since no statement ran.
+            self._metrics.count_failed_attempt(error, "begin")
             raise
         if self._deferred is not None:
             await self._deferred.begun(self.sql)
@@ -169,18 +169,19 @@ class Database:
             raise core_error from error
 
     async def _connect(self) -> AsyncConnection:
-        """A pooled connection. A failure here is counted in db_errors_total: no statement
-        ran, so no statement event counts it, and an outage would look like silence."""
+        """A pooled connection. A failure here is counted in db_errors_total (and as an
+        attempt): no statement ran, so no statement event counts it, and an outage would look
+        like silence."""
         try:
             return await self.engine.connect().start()
         except sa_exc.ResourceClosedError as error:
             # What SQLAlchemy raises when its first-connect setup (the dialect's initial
             # queries) meets PgBouncer with PostgreSQL down: the real cause is dropped.
             unavailable = DatabaseUnavailable("cannot open a database connection")
-            self.metrics.count_error(unavailable)
+            self.metrics.count_failed_attempt(unavailable, "connect")
             raise unavailable from error
         except Exception as error:
-            self.metrics.count_error(error)
+            self.metrics.count_failed_attempt(error, "connect")
             raise
 
     async def ping(self) -> None:
