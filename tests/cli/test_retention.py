@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import sqlalchemy as sa
 
 from services.core.db import Database
 from services.core.maintenance import vacuum
@@ -141,7 +142,8 @@ async def test_maintenance_while_updates_arrive_steadily(
     database: Database, endpoints: dict[str, str]
 ) -> None:
     """Every operation on every table while updates are processed at a steady rate, each in
-    its own transaction as the bot does: none fails, none waits a second."""
+    its own transaction as the bot does: none fails, none waits a second on a lock (each
+    update's own lock_timeout says so: a wall-clock bound would also count a busy machine)."""
     from urllib.parse import urlsplit
 
     from services.core.maintenance.connect import as_owner
@@ -167,6 +169,7 @@ async def test_maintenance_while_updates_arrive_steadily(
             started = time.monotonic()
             try:
                 async with database.unit_of_work() as uow:
+                    await uow.session.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
                     await uow.updates.record(update_id)
                     await uow.outbox.enqueue(1, f"update {update_id}")
             except Exception as error:
@@ -190,7 +193,6 @@ async def test_maintenance_while_updates_arrive_steadily(
         await traffic
     assert not failures, failures[:3]
     assert len(latencies) > 20
-    assert max(latencies) < 1.0, max(latencies)
     assert not report.failed, report.failed
     steps = {step.operation: 0.0 for step in report.steps}
     for step in report.steps:
