@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -83,6 +84,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scrape-interval", default="5s", help="Prometheus' scrape interval")
     parser.add_argument(
         "--no-cgroups", action="store_true", help="measure memory without enforcing limits"
+    )
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        help="confine the stack's services to this many CPUs (a cpuset cgroup), as on a VPS "
+        "of that many cores; the Telegram stand-in and Locust run on the others",
     )
     parser.add_argument(
         "--stop", action="store_true", help="stop the load stack afterwards (default: keep it)"
@@ -154,7 +161,7 @@ class Run:
         self.uncounted = sum(all_limits[name] for name in NOT_RUN_HERE)
         # One set of groups per state directory: two checkouts never share (and empty) them.
         where = hashlib.sha1(str(args.state_dir.resolve()).encode()).hexdigest()[:8]
-        self.cgroups = MemoryCgroups(f"botstack-load-{where}", self.limits)
+        self.cgroups = MemoryCgroups(f"botstack-load-{where}", self.limits, cpus=args.cpus)
         self.notes: list[str] = []
         self.enforced = False
         self._last_count = (0.0, 0.0)  # webhook POSTs and when, at the last progress line
@@ -239,6 +246,14 @@ class Run:
         else:
             self.notes.append(f"memory limits NOT enforced ({why_not}): measured from /proc only")
         print(self.notes[-1])
+        if self.args.cpus is not None:
+            if not self.enforced:
+                raise StackError("--cpus needs the cgroups (root, cgroup v1): " + self.notes[-1])
+            self.notes.append(
+                f"the stack's services confined to {self.args.cpus} CPU(s) (a cpuset cgroup); "
+                "the Telegram stand-in and Locust on the others"
+            )
+            print(self.notes[-1])
         return self.cgroups.entered if self.enforced else unplaced
 
     # 2. seed --------------------------------------------------------------------------
@@ -312,7 +327,7 @@ class Run:
             "WARNING",
             "--only-summary",
         ]
-        with (self.run_dir / "locust.log").open("w") as output:
+        with (self.run_dir / "locust.log").open("w") as output, self._outside():
             locust = subprocess.Popen(
                 command,
                 env={**os.environ, "LOADTEST_PLAN": json.dumps(plan)},
@@ -579,6 +594,10 @@ class Run:
         )
         self._print(summary, checks, alerts, capacity_text)
         return 0 if passed else 1
+
+    def _outside(self) -> contextlib.AbstractContextManager[None]:
+        """Where Locust runs: off the stack's CPUs when they are confined."""
+        return self.cgroups.outside() if self.enforced else contextlib.nullcontext()
 
     def _capacity(
         self, steps: list[dict[str, Any]], samples: list[dict[str, Any]]
