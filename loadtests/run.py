@@ -515,6 +515,11 @@ class Run:
             ]
         passed = all(check.passed for check in checks) and bool(attempts)
         capacity_text, cpu_per_update = self._capacity(steps, samples)
+        if not self.profile.capacity:
+            cpu_per_update = _cpu_per_update(samples, plateau[0], plateau[1], len(in_plateau))
+            capacity_text = "CPU ms per update at the plateau: " + ", ".join(
+                f"{g} {v}" for g, v in sorted(cpu_per_update.items())
+            )
         alerts = self._alerts(prometheus, started, ended, windows)
         summary = {
             "profile": self.profile.name,
@@ -606,15 +611,7 @@ class Run:
         if not good:
             return ("no step passed" if steps else ""), {}
         best = good[-1]
-        window = [s for s in samples if best["start"] <= s["at"] <= best["end"]]
-        cpu: dict[str, float] = {}
-        if len(window) >= 2 and best.get("requests"):
-            for group in window[0]["groups"]:
-                used = (
-                    window[-1]["groups"][group]["cpu_seconds"]
-                    - window[0]["groups"][group]["cpu_seconds"]
-                )
-                cpu[group] = round(1000 * used / best["requests"], 3)
+        cpu = _cpu_per_update(samples, best["start"], best["end"], best.get("requests", 0))
         crossed = next((s for s in steps if not s.get("passed")), None)
         text = (
             f"The stack sustains {best['rate']} updates/s inside the 2 GiB budget on this machine "
@@ -732,6 +729,20 @@ async def _outbox_pending(dsn: str) -> int:
         )
     finally:
         await connection.close()
+
+
+def _cpu_per_update(
+    samples: list[dict[str, Any]], start: float, end: float, updates: int
+) -> dict[str, float]:
+    """CPU milliseconds each service's group used per update between start and end."""
+    window = [s for s in samples if start <= s["at"] <= end]
+    if len(window) < 2 or not updates:
+        return {}
+    first, last = window[0]["groups"], window[-1]["groups"]
+    return {
+        group: round(1000 * (last[group]["cpu_seconds"] - first[group]["cpu_seconds"]) / updates, 3)
+        for group in first
+    }
 
 
 def _capacity_steps(path: Path) -> list[dict[str, Any]]:
