@@ -114,8 +114,8 @@ bench-backup: install ## base-backup throughput, restore time and data at risk o
 	$(UV) run python -m loadtests.bench_backup $(BENCH_ARGS)
 
 PROFILE ?= standard
-loadtest: install ## Locust against the stack inside the 2 GB limits: PROFILE=smoke|standard|soak|capacity
-	$(UV) run python -m loadtests.run --profile $(PROFILE) $(LOADTEST_ARGS)
+loadtest: install ## Locust against the stack inside the 2 GB limits: PROFILE=smoke|standard|soak|capacity [CPUS=1]
+	$(UV) run python -m loadtests.run --profile $(PROFILE) $(if $(CPUS),--cpus $(CPUS)) $(LOADTEST_ARGS)
 
 # The operator's CLI (docs/cli.md) on the local stack: `make botstack ARGS="stats --json"`.
 botstack: install ## the operator CLI on the local stack: make botstack ARGS="health" (see docs/cli.md)

@@ -5,6 +5,10 @@ of 2 GB, so a service that outgrows its limit is OOM-killed here as it would be 
 Processes are started inside their group (`entered`: the starting process joins the group
 for the moment it forks, so the child is born there): memory a process used before a move
 would stay charged to its old group. A cpuacct group of the same name counts CPU time.
+
+With `cpus`, a cpuset group confines the stack's services to the first `cpus` CPUs, as on a
+VPS of that many cores, and a second one holds what is not on the VPS (the Telegram stand-in,
+and the load generator, `outside`) on the others.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from infra.system import StackError
 
 MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
 CPUACCT_ROOT = Path("/sys/fs/cgroup/cpuacct")
+CPUSET_ROOT = Path("/sys/fs/cgroup/cpuset")
 COMPOSE_FILE = Path(__file__).resolve().parent.parent / "compose.yaml"
 BUDGET_BYTES = 2 * 1024**3
 UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
@@ -87,10 +92,18 @@ class ProbeResult:
 class MemoryCgroups:
     """The groups of one stack: <root>/<compose service>, limits from compose.yaml."""
 
-    def __init__(self, name: str, limits: Mapping[str, int], budget: int = BUDGET_BYTES) -> None:
+    def __init__(
+        self,
+        name: str,
+        limits: Mapping[str, int],
+        budget: int = BUDGET_BYTES,
+        cpus: int | None = None,
+    ) -> None:
         self.name = name
         self.limits = dict(limits)
         self.budget = budget
+        # CPUs the stack's services are confined to (None: all of them).
+        self.cpus = cpus
 
     @staticmethod
     def unavailable() -> str | None:
@@ -109,11 +122,29 @@ class MemoryCgroups:
     def cpu_dir(self, group: str | None = None) -> Path:
         return CPUACCT_ROOT / self.name / group if group else CPUACCT_ROOT / self.name
 
+    def cpuset_dir(self, *, outside: bool = False) -> Path:
+        return CPUSET_ROOT / (f"{self.name}-outside" if outside else self.name)
+
     def create(self) -> None:
-        """The parent group (the budget) and one group per service with its limit."""
+        """The parent group (the budget) and one group per service with its limit; with
+        `cpus`, the stack's cpuset and the one outside it."""
         self._make(self.memory_dir(), self.budget)
         for group, limit in self.limits.items():
             self._make(self.memory_dir(group), limit)
+        if self.cpus is not None:
+            available = _cpu_list(_read(CPUSET_ROOT / "cpuset.effective_cpus"))
+            if not 0 < self.cpus < len(available):
+                raise StackError(
+                    f"cannot confine the stack to {self.cpus} of {len(available)} CPUs: one at "
+                    "least for the stack and one for what is not on the VPS"
+                )
+            mems = _read(CPUSET_ROOT / "cpuset.effective_mems")
+            for outside, cpus in ((False, available[: self.cpus]), (True, available[self.cpus :])):
+                path = self.cpuset_dir(outside=outside)
+                path.mkdir(exist_ok=True)
+                # A new cpuset has no CPUs and no memory nodes: both before a process joins.
+                _write(path / "cpuset.cpus", ",".join(str(cpu) for cpu in cpus))
+                _write(path / "cpuset.mems", mems)
 
     def _make(self, path: Path, limit: int) -> None:
         path.mkdir(exist_ok=True)
@@ -132,10 +163,25 @@ class MemoryCgroups:
         service `local_name` stands for (outside any group when it stands for none)."""
         group = LOCAL_TO_COMPOSE.get(local_name)
         if group is None:
+            with self.outside():
+                yield
+            return
+        groups = [self.memory_dir(group)]
+        if self.cpu_dir(group).is_dir():
+            groups.append(self.cpu_dir(group))
+        if self.cpus is not None:
+            groups.append(self.cpuset_dir())
+        with _inside(*groups):
+            yield
+
+    @contextmanager
+    def outside(self) -> Iterator[None]:
+        """Within the block, processes this one starts run on the CPUs the stack does not
+        use (with `cpus`; anywhere without): Telegram's stand-in, the load generator."""
+        if self.cpus is None:
             yield
             return
-        cpu = self.cpu_dir(group)
-        with _inside(self.memory_dir(group), cpu if cpu.is_dir() else None):
+        with _inside(self.cpuset_dir(outside=True)):
             yield
 
     def sample(self, group: str | None = None) -> GroupSample:
@@ -167,7 +213,7 @@ class MemoryCgroups:
         self._make(probe, limit)
         allocate = f"blocks = [bytearray(1 << 20) for _ in range({4 * limit // 2**20})]"
         try:
-            with _inside(probe, None):
+            with _inside(probe):
                 child = subprocess.Popen([sys.executable, "-c", allocate])
             child.wait(timeout=60)
             kills = _stat(probe / "memory.oom_control").get("oom_kill", 0)
@@ -190,6 +236,8 @@ class MemoryCgroups:
             _remove(self.cpu_dir(group))
         _remove(self.memory_dir())
         _remove(self.cpu_dir())
+        for outside in (False, True):
+            _remove(self.cpuset_dir(outside=outside))
 
 
 def _failures(memory: Path) -> int:
@@ -200,19 +248,28 @@ def _failures(memory: Path) -> int:
 
 
 @contextmanager
-def _inside(memory: Path, cpu: Path | None) -> Iterator[None]:
-    """This process in the given groups for the block (children forked meanwhile are born
-    there), then back in its own."""
-    homes = [(MEMORY_ROOT, _own_group("memory"))]
-    _join(memory)
-    if cpu is not None:
-        homes.append((CPUACCT_ROOT, _own_group("cpuacct")))
-        _join(cpu)
+def _inside(*groups: Path) -> Iterator[None]:
+    """This process in the given groups (each under one controller's root) for the block
+    (children forked meanwhile are born there), then back in its own."""
+    homes = []
+    for group in groups:
+        root = next(r for r in (MEMORY_ROOT, CPUACCT_ROOT, CPUSET_ROOT) if r in group.parents)
+        homes.append((root, _own_group(root.name)))
+        _join(group)
     try:
         yield
     finally:
         for root, home in homes:
             _join(root / home.lstrip("/"))
+
+
+def _cpu_list(text: str) -> list[int]:
+    """A cpuset list ("0-1,4") as CPU numbers."""
+    cpus: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus += range(int(first), int(last or first) + 1)
+    return cpus
 
 
 def _own_group(controller: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -83,6 +84,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scrape-interval", default="5s", help="Prometheus' scrape interval")
     parser.add_argument(
         "--no-cgroups", action="store_true", help="measure memory without enforcing limits"
+    )
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        help="confine the stack's services to this many CPUs (a cpuset cgroup), as on a VPS "
+        "of that many cores; the Telegram stand-in and Locust run on the others",
     )
     parser.add_argument(
         "--stop", action="store_true", help="stop the load stack afterwards (default: keep it)"
@@ -154,7 +161,7 @@ class Run:
         self.uncounted = sum(all_limits[name] for name in NOT_RUN_HERE)
         # One set of groups per state directory: two checkouts never share (and empty) them.
         where = hashlib.sha1(str(args.state_dir.resolve()).encode()).hexdigest()[:8]
-        self.cgroups = MemoryCgroups(f"botstack-load-{where}", self.limits)
+        self.cgroups = MemoryCgroups(f"botstack-load-{where}", self.limits, cpus=args.cpus)
         self.notes: list[str] = []
         self.enforced = False
         self._last_count = (0.0, 0.0)  # webhook POSTs and when, at the last progress line
@@ -243,6 +250,14 @@ class Run:
         else:
             self.notes.append(f"memory limits NOT enforced ({why_not}): measured from /proc only")
         print(self.notes[-1])
+        if self.args.cpus is not None:
+            if not self.enforced:
+                raise StackError("--cpus needs the cgroups (root, cgroup v1): " + self.notes[-1])
+            self.notes.append(
+                f"the stack's services confined to {self.args.cpus} CPU(s) (a cpuset cgroup); "
+                "the Telegram stand-in and Locust on the others"
+            )
+            print(self.notes[-1])
         return self.cgroups.entered if self.enforced else unplaced
 
     # 2. seed --------------------------------------------------------------------------
@@ -316,7 +331,7 @@ class Run:
             "WARNING",
             "--only-summary",
         ]
-        with (self.run_dir / "locust.log").open("w") as output:
+        with (self.run_dir / "locust.log").open("w") as output, self._outside():
             locust = subprocess.Popen(
                 command,
                 env={**os.environ, "LOADTEST_PLAN": json.dumps(plan)},
@@ -504,6 +519,11 @@ class Run:
             ]
         passed = all(check.passed for check in checks) and bool(attempts)
         capacity_text, cpu_per_update = self._capacity(steps, samples)
+        if not self.profile.capacity:
+            cpu_per_update = _cpu_per_update(samples, plateau[0], plateau[1], len(in_plateau))
+            capacity_text = "CPU ms per update at the plateau: " + ", ".join(
+                f"{g} {v}" for g, v in sorted(cpu_per_update.items())
+            )
         alerts = self._alerts(prometheus, started, ended, windows)
         summary = {
             "profile": self.profile.name,
@@ -584,6 +604,10 @@ class Run:
         self._print(summary, checks, alerts, capacity_text)
         return 0 if passed else 1
 
+    def _outside(self) -> contextlib.AbstractContextManager[None]:
+        """Where Locust runs: off the stack's CPUs when they are confined."""
+        return self.cgroups.outside() if self.enforced else contextlib.nullcontext()
+
     def _capacity(
         self, steps: list[dict[str, Any]], samples: list[dict[str, Any]]
     ) -> tuple[str, dict[str, float]]:
@@ -591,15 +615,7 @@ class Run:
         if not good:
             return ("no step passed" if steps else ""), {}
         best = good[-1]
-        window = [s for s in samples if best["start"] <= s["at"] <= best["end"]]
-        cpu: dict[str, float] = {}
-        if len(window) >= 2 and best.get("requests"):
-            for group in window[0]["groups"]:
-                used = (
-                    window[-1]["groups"][group]["cpu_seconds"]
-                    - window[0]["groups"][group]["cpu_seconds"]
-                )
-                cpu[group] = round(1000 * used / best["requests"], 3)
+        cpu = _cpu_per_update(samples, best["start"], best["end"], best.get("requests", 0))
         crossed = next((s for s in steps if not s.get("passed")), None)
         text = (
             f"The stack sustains {best['rate']} updates/s inside the 2 GiB budget on this machine "
@@ -717,6 +733,20 @@ async def _outbox_pending(dsn: str) -> int:
         )
     finally:
         await connection.close()
+
+
+def _cpu_per_update(
+    samples: list[dict[str, Any]], start: float, end: float, updates: int
+) -> dict[str, float]:
+    """CPU milliseconds each service's group used per update between start and end."""
+    window = [s for s in samples if start <= s["at"] <= end]
+    if len(window) < 2 or not updates:
+        return {}
+    first, last = window[0]["groups"], window[-1]["groups"]
+    return {
+        group: round(1000 * (last[group]["cpu_seconds"] - first[group]["cpu_seconds"]) / updates, 3)
+        for group in first
+    }
 
 
 def _capacity_steps(path: Path) -> list[dict[str, Any]]:

@@ -170,7 +170,7 @@ class UpdateProcessor:
         if sender is not None and not _is_payment(update):
             verdict = self._throttle.check(sender.id)
         if verdict is Verdict.ALLOW:
-            await self._feed(uow, update, user_id, language, replies)
+            await self._feed(uow, update, user_id, language, replies, seen.active_ticket)
         else:
             outcome = Outcome.THROTTLED
             warning = text(language, Text.SLOW_DOWN) if verdict is Verdict.WARN else None
@@ -190,6 +190,7 @@ class UpdateProcessor:
         user_id: int | None,
         language: str,
         replies: Replies,
+        active_ticket: bool,
     ) -> None:
         await self._dispatcher.feed_update(
             self._bot,
@@ -198,6 +199,8 @@ class UpdateProcessor:
             user_id=user_id,
             language=language,
             replies=replies,
+            # Whether the user had an active support ticket when the update was looked up.
+            active_ticket=active_ticket,
             # For the one write that must commit on its own (a support topic's mapping).
             database=self._database,
         )
@@ -221,7 +224,7 @@ class UpdateProcessor:
                 user_id,
             )
             # Its replies are discarded: nothing is sent to a blocked user.
-            await self._feed(uow, update, user_id, language, Replies())
+            await self._feed(uow, update, user_id, language, Replies(), active_ticket=False)
         return Outcome.BLOCKED
 
     async def _send(self, calls: list[Call]) -> None:

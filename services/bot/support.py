@@ -5,7 +5,8 @@ User side (private chat): /support [text] opens a ticket, or goes on with the us
 one (open, in progress or resolved: one conversation with support at a time); text after the
 command is its first message. While a ticket is active, the user's other messages (text, or a
 photo or file) are added to it; a resolved ticket reopens. /close closes it. Without an active
-ticket, messages go on to the catch-all answer.
+ticket, messages go on to the catch-all answer (without a read: whether there is one comes with
+the update's first read, processing.py).
 
 The staff group (settings.staff_chat_id, a forum supergroup): each user gets one topic,
 created the first time one of their messages needs it and stored at once in a transaction of
@@ -61,6 +62,13 @@ def ticket_content(message: Message) -> dict[str, str] | bool:
     if message.photo or message.document:
         return {"content": f"[{message.content_type}]"}
     return False
+
+
+def has_active_ticket(message: Message, active_ticket: bool) -> bool:
+    """A filter: the user had an active ticket when the update was looked up (processing.py
+    reads it with the update id, so a text without one goes to the catch-all answer without a
+    read of its own)."""
+    return active_ticket
 
 
 def _name(user: User) -> str:
@@ -297,5 +305,5 @@ def router(settings: BotSettings) -> Router:
     private = F.chat.type == "private"
     handlers.message.register(support.open_ticket, private, Command("support"))
     handlers.message.register(support.close_own_ticket, private, Command("close"))
-    handlers.message.register(support.write_to_ticket, private, ticket_content)
+    handlers.message.register(support.write_to_ticket, private, has_active_ticket, ticket_content)
     return handlers

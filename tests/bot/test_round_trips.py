@@ -1,4 +1,5 @@
-"""The database round trips of one plain update (/start, /help), counted by PgBouncer:
+"""The database round trips of one plain update (/start, /help, a text with no ticket open),
+counted by PgBouncer:
 its admin console's SHOW STATS counts every query a server answered (total_query_count,
 live, per database), BEGIN and COMMIT included."""
 
@@ -32,9 +33,9 @@ async def _queries(admin_dsn: str, database: str) -> int:
     return sum(int(row["total_query_count"]) for row in rows if row["database"] == database)
 
 
-# Updates the handlers answer from memory. A plain text in a private chat is not one yet:
-# the support router reads the user's active ticket first (docs/performance.md).
-@pytest.mark.parametrize("text", ["/start", "/help"])
+# Updates the handlers answer from memory: commands, and a text from a user without an active
+# support ticket (the catch-all answer; whether there is a ticket comes with the first read).
+@pytest.mark.parametrize("text", ["/start", "/help", "hello, what can you do?"])
 async def test_a_plain_update_takes_at_most_two_round_trips(
     start_bot: StartBot,
     server: TelegramServer,

@@ -3,6 +3,7 @@ process is born in, and a limit that really kills."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from infra.cgroups import LOCAL_TO_COMPOSE, MemoryCgroups, compose_limits, parse_memory
 from infra.stack import LocalStack
+from infra.system import StackError
 from loadtests.sampler import ProcessSource
 
 WHY_NOT = MemoryCgroups.unavailable()
@@ -75,3 +77,39 @@ def test_without_cgroups_the_services_are_measured_from_proc(stack: LocalStack) 
     bot, postgres = source.sample("bot"), source.sample("postgres")
     assert bot.rss > 50 * 1024**2  # a Python process with aiogram loaded
     assert postgres.rss > 0 and postgres.cpu_seconds > 0
+
+
+def test_with_cpus_the_services_run_on_theirs_and_the_rest_on_the_others() -> None:
+    """`loadtest CPUS=1`: the stack's services on the first CPU, the stand-in and Locust on
+    the others, as the users and Telegram are not on the VPS."""
+    if WHY_NOT is not None:
+        pytest.fail(f"cgroups cannot be written here: {WHY_NOT}")
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.fail("this test needs two CPUs at least")
+    groups = MemoryCgroups("botstack-pytest-cpus", {"bot": 64 * 1024**2}, cpus=1)
+    groups.remove()
+    groups.create()
+    affinity = "import os, time; print(sorted(os.sched_getaffinity(0)), flush=True); time.sleep(5)"
+    children = []
+    try:
+        for name in ("bot", "telegram-api"):
+            with groups.entered(name):
+                children.append(
+                    subprocess.Popen([sys.executable, "-c", affinity], stdout=subprocess.PIPE)
+                )
+        with groups.outside():
+            children.append(
+                subprocess.Popen([sys.executable, "-c", affinity], stdout=subprocess.PIPE)
+            )
+        seen = [child.stdout.readline().decode().strip() for child in children if child.stdout]
+        available = sorted(os.sched_getaffinity(0))
+        assert seen[0] == str(available[:1])
+        assert seen[1] == seen[2] == str(available[1:])
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+        groups.remove()
+    with pytest.raises(StackError, match="cannot confine"):
+        MemoryCgroups("botstack-pytest-cpus", {}, cpus=len(os.sched_getaffinity(0))).create()
+    groups.remove()

@@ -2,7 +2,8 @@
 few round trips as they can take without losing their guarantees.
 
 `look` reads, outside any transaction, whether the update was applied and who sent it (their
-row id, or one drawn from the sequence for a new user, and whether staff blocked them). The
+row id, or one drawn from the sequence for a new user, whether staff blocked them and whether
+they have an active support ticket, which their plain texts go to). The
 writes are deferred to the unit of work (db/unit_of_work.py): when the handlers answer from
 memory (/start, a plain text), all of them go out at the end as ONE statement of
 data-modifying CTEs, atomic on its own, so the update costs two round trips and no
@@ -13,7 +14,8 @@ after BEGIN, before its first statement, and the outbound log before COMMIT: eve
 still commits together or not at all.
 
 A block staff commit while an update is in flight takes effect from the next update, as if
-it had committed just after this one.
+it had committed just after this one; so does a ticket the user opens meanwhile (a /support
+delivered at the same time).
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ from typing import NamedTuple
 from ..db.driver import Sql
 from ..schema import ConversationMessage, Direction, ProcessedUpdate, User
 from .base import checked
+from .tickets import ACTIVE
 
 LOOK = (
     "SELECT EXISTS (SELECT 1 FROM processed_updates WHERE update_id = $1) AS applied, "
     "COALESCE(users.id, CASE WHEN $2::bigint IS NOT NULL "
     "THEN nextval(pg_get_serial_sequence('users', 'id')) END) AS id, "
-    "COALESCE(users.is_blocked, false) AS is_blocked "
+    "COALESCE(users.is_blocked, false) AS is_blocked, "
+    "EXISTS (SELECT 1 FROM tickets WHERE tickets.user_id = users.id AND tickets.status IN ("
+    + ", ".join(f"'{status.value}'" for status in ACTIVE)
+    + ")) AS active_ticket "
     "FROM (SELECT 1) AS one LEFT JOIN users ON users.telegram_id = $2"
 )
 # $1 update id; $2..$7 the user (id, telegram id, username, first, last name, language; a
@@ -77,6 +83,9 @@ class Seen(NamedTuple):
     applied: bool
     user_id: int | None
     blocked: bool
+    # Whether the user has a ticket support goes on with (tickets.ACTIVE): without one, their
+    # text goes to the catch-all answer without a read of its own.
+    active_ticket: bool
 
 
 @dataclass
@@ -127,7 +136,7 @@ class Intake:
     async def look(self, sql: Sql) -> Seen:
         row = await sql.fetchrow(LOOK, self.update_id, self.telegram_id)
         self._user_id = row["id"]
-        return Seen(row["applied"], row["id"], row["is_blocked"])
+        return Seen(row["applied"], row["id"], row["is_blocked"], row["active_ticket"])
 
     async def begun(self, sql: Sql) -> None:
         await self._apply(sql, with_outbound=False, strict=True)
