@@ -124,7 +124,8 @@ class ObjectStore:
             return
         tls.mkdir(parents=True, exist_ok=True)
         ca_key, csr, extensions = tls / "ca.key", tls / "s3.csr", tls / "san.ext"
-        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        # pgBackRest 2.45 matches the endpoint against DNS names only: 127.0.0.1 as one too.
+        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\n")
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
                  "-keyout", ca_key, "-out", self.ca_file, "-subj", "/CN=botstack object store CA")  # fmt: skip
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", tls / "s3.key",
