@@ -347,14 +347,14 @@ class Offsite:
         """Restore the newest offsite backup plus all offsite WAL into the empty directory
         into, with a configuration that knows nothing but the offsite repository (what an
         operator has on a new server)."""
+        into.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.user.own(into.parent)  # the scratch server's socket and log go there
         config = self.write_config(into.parent / "pgbackrest", into, live=False)
         into.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.user.own(into)
         await self.pgbackrest(
             config,
             f"--repo={REPO}",
-            "--type=default",
-            "--target-action=promote",
             "restore",
             what="offsite restore",
             quiet=False,
