@@ -126,10 +126,12 @@ class ObjectStore:
         ca_key, csr, extensions = tls / "ca.key", tls / "s3.csr", tls / "san.ext"
         # pgBackRest 2.45 matches the endpoint against DNS names only: 127.0.0.1 as one too.
         extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\n")
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-                 "-keyout", ca_key, "-out", self.ca_file, "-subj", "/CN=botstack object store CA")  # fmt: skip
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", tls / "s3.key",
-                 "-out", csr, "-subj", "/CN=127.0.0.1")  # fmt: skip
+        new_key = ["-newkey", "rsa:2048", "-nodes"]
+        ca_subject = "/CN=botstack object store CA"
+        _openssl("req", "-x509", *new_key, "-days", "3650", "-keyout", ca_key,
+                 "-out", self.ca_file, "-subj", ca_subject)  # fmt: skip
+        _openssl("req", *new_key, "-keyout", tls / "s3.key", "-out", csr,
+                 "-subj", "/CN=127.0.0.1")  # fmt: skip
         _openssl("x509", "-req", "-in", csr, "-CA", self.ca_file, "-CAkey", ca_key,
                  "-CAcreateserial", "-days", "3650", "-extfile", extensions,
                  "-out", tls / "s3.crt")  # fmt: skip
@@ -196,9 +198,8 @@ class ObjectStore:
                     tls.sendall(f"HEAD /{BUCKET} HTTP/1.0\r\n\r\n".encode())
                     # Any HTTP answer (403 without a signature) means S3 and the bucket layer
                     # are serving; pgBackRest's first request then succeeds.
-                    if tls.recv(12).startswith(b"HTTP/"):
-                        if self._bucket_ready():
-                            return
+                    if tls.recv(12).startswith(b"HTTP/") and self._bucket_ready():
+                        return
             except (OSError, ssl.SSLError):
                 pass
             if self.pid() is None:

@@ -175,11 +175,11 @@ async def _execute(args: argparse.Namespace, context: Context) -> int:
         elif args.command == "disaster-drill":
             from .disaster import disaster_drill
 
-            result = await disaster_drill(settings, context.live, context.runs, context.user)
-            if not result.succeeded:
-                raise BackupError(f"disaster drill failed: {result.error}")
-            print(f"RPO {result.rpo_seconds:.1f} s")
-            print(f"RTO {result.rto_seconds:.1f} s")
+            outcome = await disaster_drill(settings, context.live, context.runs, context.user)
+            if not outcome.succeeded:
+                raise BackupError(f"disaster drill failed: {outcome.error}")
+            print(f"RPO {outcome.rpo_seconds:.1f} s")
+            print(f"RTO {outcome.rto_seconds:.1f} s")
         else:
             await take_dump(settings, context.live, context.runs, context.user)
     return 0

@@ -83,7 +83,9 @@ async def _live_snapshot(live: LiveServer) -> tuple[datetime | None, dict[str, i
     tables = [table.name for table in metadata.sorted_tables]
     async with live.connect() as connection, connection.transaction(isolation="repeatable_read"):
         newest = await connection.fetchval("SELECT (pg_last_committed_xact()).timestamp")
-        counts = {name: int(await connection.fetchval(f"SELECT count(*) FROM {name}")) for name in tables}
+        counts = {
+            name: int(await connection.fetchval(f"SELECT count(*) FROM {name}")) for name in tables
+        }
     return newest, counts
 
 
@@ -158,8 +160,12 @@ async def disaster_drill(
         )
     finally:
         discard(scratch)
-    write_atomically(last_disaster_drill_path(settings), json.dumps(result.details(), indent=2) + "\n")
-    await runs.finish(run_id, succeeded=result.succeeded, details=result.details(), error=result.error)
+    write_atomically(
+        last_disaster_drill_path(settings), json.dumps(result.details(), indent=2) + "\n"
+    )
+    await runs.finish(
+        run_id, succeeded=result.succeeded, details=result.details(), error=result.error
+    )
     if result.succeeded:
         log.info(
             "disaster drill of %s passed: RPO %.1f s, RTO %.1f s, rows %s",

@@ -85,6 +85,10 @@ class LiveServer:
                 await connection.fetchval("SELECT system_identifier FROM pg_control_system()")
             )
 
+    async def current_lsn(self) -> str:
+        async with self.connect() as connection:
+            return str(await connection.fetchval("SELECT pg_current_wal_lsn()"))
+
     async def archiver(self) -> ArchiverStats:
         async with self.connect() as connection:
             row = await connection.fetchrow(

@@ -18,6 +18,7 @@ import asyncio
 import gzip
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -34,7 +35,9 @@ from .settings import BackupServiceSettings
 
 log = logging.getLogger("services.backup")
 REPO = 2  # repo1 stays free for the local repository when it moves to pgBackRest
-SHIPPABLE = re.compile(r"^([0-9A-F]{8}([0-9A-F]{16}(\.partial|\.[0-9A-F]{8}\.backup)?|\.history))\.gz$")
+SHIPPABLE = re.compile(
+    r"^([0-9A-F]{8}([0-9A-F]{16}(\.partial|\.[0-9A-F]{8}\.backup)?|\.history))\.gz$"
+)
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 WAL_SEGMENT_BYTES = 16 * 1024 * 1024
 BackupType = Literal["full", "diff"]
@@ -121,7 +124,7 @@ class Offsite:
         if not live:
             prefix = f"PGBACKREST_REPO{REPO}_"
             secrets = [
-                f"{name[len('PGBACKREST_'):].lower().replace('_', '-')}={value}"
+                f"{name[len('PGBACKREST_') :].lower().replace('_', '-')}={value}"
                 for name, value in self.environment().items()
                 if name.startswith(prefix)
             ]
@@ -166,9 +169,7 @@ class Offsite:
             prefix + "CIPHER_PASS": _secret(settings.offsite_passphrase_file, "PASSPHRASE_FILE"),
         }
 
-    async def pgbackrest(
-        self, config: Path, *args: str, what: str, quiet: bool = True
-    ) -> str:
+    async def pgbackrest(self, config: Path, *args: str, what: str, quiet: bool = True) -> str:
         try:
             return await run(
                 [
@@ -339,9 +340,7 @@ class Offsite:
         log.info("offsite: verify passed (newest backup %s)", state.last_verified)
 
     async def expire(self) -> None:
-        await self.pgbackrest(
-            self.live_config(), f"--repo={REPO}", "expire", what="offsite expire"
-        )
+        await self.pgbackrest(self.live_config(), f"--repo={REPO}", "expire", what="offsite expire")
 
     async def restore(self, into: Path) -> None:
         """Restore the newest offsite backup plus all offsite WAL into the empty directory
@@ -350,7 +349,7 @@ class Offsite:
         into.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.user.own(into.parent)  # the scratch server's socket and log go there
         config = self.write_config(into.parent / "pgbackrest", into, live=False)
-        into.mkdir(mode=0o700, parents=True, exist_ok=True)
+        into.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240 (one mkdir)
         self.user.own(into)
         await self.pgbackrest(
             config,
@@ -378,7 +377,9 @@ def explain(message: str) -> str:
     look at when it is the operator's to fix."""
     errors = re.findall(r"ERROR: \[\d+\]: [^|]*", message)
     if errors:
-        message = f"{message.split(' failed: ', 1)[0]} failed: {' | '.join(e.strip() for e in errors)}"
+        message = (
+            f"{message.split(' failed: ', 1)[0]} failed: {' | '.join(e.strip() for e in errors)}"
+        )
     if any(marker in message for marker in CREDENTIAL_ERRORS):
         return (
             "the object store refused the offsite credentials: check "
@@ -393,6 +394,55 @@ def explain(message: str) -> str:
     if "unable to find" in message.lower() or "tls" in message.lower():
         return f"{message} (check BACKUP_SERVICE_OFFSITE_ENDPOINT and _CA_FILE)"
     return message
+
+
+@dataclass(frozen=True)
+class Lag:
+    seconds: float
+    bytes: int | None  # None when the live server's position is unknown
+
+
+def offsite_lag(
+    settings: BackupServiceSettings, state: OffsiteState, current_lsn: str | None, now: float
+) -> Lag:
+    """How far the offsite copy is behind: the age of the oldest archived file not shipped
+    yet, and the WAL the live server wrote past the newest segment shipped."""
+    seconds = 0.0
+    try:
+        entries = [
+            entry
+            for entry in os.scandir(settings.archive_dir)
+            if SHIPPABLE.match(entry.name)
+            and (state.last_shipped is None or entry.name[:-3] > state.last_shipped)
+        ]
+        if entries:
+            seconds = max(0.0, now - min(entry.stat().st_mtime for entry in entries))
+    except FileNotFoundError:  # no archive yet, or a file removed while we looked
+        pass
+    lag_bytes = None
+    if current_lsn is not None:
+        shipped = state.last_shipped
+        end = segment_end_lsn(shipped[:24]) if shipped and SEGMENT.match(shipped[:24]) else 0
+        lag_bytes = max(0, parse_lsn(current_lsn) - end)
+    return Lag(seconds, lag_bytes)
+
+
+def first_unshipped(settings: BackupServiceSettings) -> str | None:
+    """The oldest WAL segment in the local archive not yet offsite (None: no offsite
+    repository, or everything shipped)."""
+    if not settings.offsite_configured:
+        return None
+    last = load_state(settings).last_shipped
+    try:
+        names = sorted(
+            entry.name[:24]
+            for entry in os.scandir(settings.archive_dir)
+            if SHIPPABLE.match(entry.name) and SEGMENT.match(entry.name[:24])
+        )
+    except FileNotFoundError:
+        return None
+    pending = [name for name in names if last is None or name > last[:24]]
+    return pending[0] if pending else None
 
 
 def load_state(settings: BackupServiceSettings) -> OffsiteState:
