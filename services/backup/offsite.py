@@ -23,6 +23,7 @@ import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -342,18 +343,23 @@ class Offsite:
     async def expire(self) -> None:
         await self.pgbackrest(self.live_config(), f"--repo={REPO}", "expire", what="offsite expire")
 
-    async def restore(self, into: Path) -> None:
-        """Restore the newest offsite backup plus all offsite WAL into the empty directory
-        into, with a configuration that knows nothing but the offsite repository (what an
-        operator has on a new server)."""
+    async def restore(self, into: Path, target_time: datetime | None = None) -> None:
+        """Restore from the offsite repository into the empty directory into, to the end of
+        the offsite WAL or to target_time (then promoted there), with a configuration that
+        knows nothing but the offsite repository (what an operator has on a new server)."""
         into.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.user.own(into.parent)  # the scratch server's socket and log go there
         config = self.write_config(into.parent / "pgbackrest", into, live=False)
         into.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240 (one mkdir)
         self.user.own(into)
+        target = []
+        if target_time is not None:
+            target = ["--type=time", f"--target={target_time.isoformat()}"]
+            target.append("--target-action=promote")
         await self.pgbackrest(
             config,
             f"--repo={REPO}",
+            *target,
             "restore",
             what="offsite restore",
             quiet=False,
