@@ -23,7 +23,7 @@ import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -354,7 +354,9 @@ class Offsite:
         self.user.own(into)
         target = []
         if target_time is not None:
-            target = ["--type=time", f"--target={target_time.isoformat()}"]
+            # pgBackRest parses "YYYY-MM-DD HH:MM:SS[.ffffff]+ZZ", not ISO 8601's "T".
+            moment = target_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+            target = ["--type=time", f"--target={moment}"]
             target.append("--target-action=promote")
         await self.pgbackrest(
             config,
