@@ -87,7 +87,7 @@ class LiveServer:
 
     async def current_lsn(self) -> str:
         async with self.connect() as connection:
-            return str(await connection.fetchval("SELECT pg_current_wal_lsn()"))
+            return str(await connection.fetchval("SELECT pg_current_wal_lsn()::text"))
 
     async def archiver(self) -> ArchiverStats:
         async with self.connect() as connection:

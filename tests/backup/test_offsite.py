@@ -169,7 +169,7 @@ async def test_point_in_time_restore_from_offsite_alone_is_exact_and_encrypted(
     stored = read_object(store, path)
     assert stored.startswith(b"Salted__")  # OpenSSL's aes-256-cbc envelope
     assert (prefix + "after").encode() not in stored and prefix.encode() not in stored
-    assert label in {p.split("/")[4] for p in bucket_files(store, "/test-pitr/backup")}
+    assert any(f"/botstack/{label}/" in p for p in bucket_files(store, "/test-pitr/backup"))
 
     rows = await owner.fetch(
         "SELECT status, details FROM backup_runs WHERE kind = 'offsite' AND label = 'full' "
