@@ -52,6 +52,10 @@ PASSPHRASE_ERRORS = ("unable to decrypt", "cipher", "CryptoError")
 class OffsiteState:
     """What the service last did with the offsite repository (offsite/state.json)."""
 
+    # Which repository this state is about (endpoint, bucket, path): a state about another one
+    # (the operator moved the offsite copy) is started afresh.
+    repository: str | None = None
+    stanza_created: bool = False  # stanza-create ran against this repository
     last_shipped: str | None = None  # the newest archive file pushed, in WAL order
     last_shipped_at: float | None = None  # when it was pushed (Unix time)
     last_ship_error: str | None = None
@@ -171,6 +175,13 @@ class Offsite:
         }
 
     async def pgbackrest(self, config: Path, *args: str, what: str, quiet: bool = True) -> str:
+        output: list[str] = []
+
+        def keep(line: str) -> None:
+            output.append(line)
+            if not quiet:
+                log.info("  %s", line)
+
         try:
             return await run(
                 [
@@ -182,10 +193,10 @@ class Offsite:
                 what=what,
                 user=self.user,
                 env=self.environment(),
-                quiet=quiet,
+                on_line=keep,
             )
         except BackupError as error:
-            raise BackupError(explain(str(error))) from None
+            raise BackupError(explain(what, str(error), output)) from None
 
     def live_config(self) -> Path:
         return self.write_config(self.dir, self.settings.live_pgdata, live=True)
@@ -205,6 +216,10 @@ class Offsite:
         """Create the stanza in the offsite repository (idempotent: pgBackRest checks an
         existing one against the live server)."""
         await self.pgbackrest(self.live_config(), "stanza-create", what="pgbackrest stanza-create")
+        state = self.load_state()
+        if not state.stanza_created:
+            state.stanza_created = True
+            self.save_state(state)
 
     def unshipped(self, state: OffsiteState) -> list[str]:
         try:
@@ -225,6 +240,9 @@ class Offsite:
         pending = self.unshipped(state)
         if not pending:
             return 0
+        if not state.stanza_created:  # WAL can only be pushed into an existing stanza
+            await self.ensure_stanza()
+            state = self.load_state()
         config = self.live_config()
         spool = self.dir / "spool" / "push"
         spool.mkdir(parents=True, exist_ok=True)
@@ -380,14 +398,14 @@ def verify_problems(report: str) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-def explain(message: str) -> str:
-    """pgBackRest's error (its ERROR lines, not the echo of its options) with the setting to
-    look at when it is the operator's to fix."""
-    errors = re.findall(r"ERROR: \[\d+\]: [^|]*", message)
-    if errors:
-        message = (
-            f"{message.split(' failed: ', 1)[0]} failed: {' | '.join(e.strip() for e in errors)}"
-        )
+def explain(what: str, message: str, output: list[str]) -> str:
+    """pgBackRest's error: its ERROR lines (an HTTP error's response spans several lines after
+    it, where the S3 error code is), with the setting to look at when it is the operator's to
+    fix; message (the last lines) when it printed no ERROR."""
+    start = next((i for i, line in enumerate(output) if "ERROR: [" in line), None)
+    if start is not None:
+        detail = " | ".join(line for line in output[start:] if "command end" not in line)
+        message = f"{what} failed: {detail[:1500]}"
     if any(marker in message for marker in CREDENTIAL_ERRORS):
         return (
             "the object store refused the offsite credentials: check "
@@ -453,11 +471,18 @@ def first_unshipped(settings: BackupServiceSettings) -> str | None:
     return pending[0] if pending else None
 
 
+def repository_id(settings: BackupServiceSettings) -> str:
+    return f"{settings.offsite_endpoint}/{settings.offsite_bucket}{settings.offsite_path}"
+
+
 def load_state(settings: BackupServiceSettings) -> OffsiteState:
+    fresh = OffsiteState(repository=repository_id(settings))
     try:
         data = json.loads((settings.offsite_dir / "state.json").read_text())
     except (FileNotFoundError, ValueError):
-        return OffsiteState()
+        return fresh
+    if data.get("repository") != fresh.repository:
+        return fresh
     known = OffsiteState.__dataclass_fields__
     return OffsiteState(**{key: value for key, value in data.items() if key in known})
 
