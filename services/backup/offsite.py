@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +44,12 @@ WAL_SEGMENT_BYTES = 16 * 1024 * 1024
 BackupType = Literal["full", "diff"]
 
 # pgBackRest's messages for the faults an operator can fix, and the setting to look at.
-CREDENTIAL_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "[403]")
+CREDENTIAL_ERRORS = (
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "403 (Forbidden)",
+)
 PASSPHRASE_ERRORS = ("unable to decrypt", "cipher", "CryptoError")
 
 
@@ -56,7 +61,11 @@ class OffsiteState:
     # (the operator moved the offsite copy) is started afresh.
     repository: str | None = None
     stanza_created: bool = False  # stanza-create ran against this repository
-    last_shipped: str | None = None  # the newest archive file pushed, in WAL order
+    last_shipped: str | None = None  # the newest WAL segment pushed (segments go in order)
+    # History, backup-label and partial files pushed: they are named after a segment but can
+    # be archived before it (a backup's label before its stop segment), so they are tracked by
+    # name, as long as the local archive holds them.
+    shipped_others: list[str] = field(default_factory=list)
     last_shipped_at: float | None = None  # when it was pushed (Unix time)
     last_ship_error: str | None = None
     last_backup: str | None = None  # pgBackRest's label of the newest offsite backup
@@ -222,16 +231,7 @@ class Offsite:
             self.save_state(state)
 
     def unshipped(self, state: OffsiteState) -> list[str]:
-        try:
-            names = sorted(
-                name
-                for name in (entry.name for entry in self.settings.archive_dir.iterdir())
-                if SHIPPABLE.match(name)
-            )
-        except FileNotFoundError:
-            return []
-        last = state.last_shipped
-        return [name for name in names if last is None or name[:-3] > last]
+        return sorted(entry.name for entry in pending(self.settings, state))
 
     async def ship(self) -> int:
         """Push every archived file not yet offsite, oldest first; the number pushed. A
@@ -261,7 +261,11 @@ class Offsite:
                     )
                 finally:
                     plain.unlink(missing_ok=True)
-                state.last_shipped, state.last_shipped_at = name, time.time()
+                if SEGMENT.match(name):
+                    state.last_shipped = name
+                else:
+                    state.shipped_others.append(name)
+                state.last_shipped_at = time.time()
                 state.last_ship_error = None
                 shipped += 1
                 self.save_state(state)
@@ -269,6 +273,9 @@ class Offsite:
             state.last_ship_error = str(error)
             self.save_state(state)
             raise BackupError(str(error)) from None
+        present = {name[:-3] for name in pending_names(self.settings)}
+        state.shipped_others = [name for name in state.shipped_others if name in present]
+        self.save_state(state)
         log.info("offsite: shipped %d WAL file(s), up to %s", shipped, state.last_shipped)
         return shipped
 
@@ -435,15 +442,10 @@ def offsite_lag(
     yet, and the WAL the live server wrote past the newest segment shipped."""
     seconds = 0.0
     try:
-        entries = [
-            entry
-            for entry in os.scandir(settings.archive_dir)
-            if SHIPPABLE.match(entry.name)
-            and (state.last_shipped is None or entry.name[:-3] > state.last_shipped)
-        ]
+        entries = pending(settings, state)
         if entries:
             seconds = max(0.0, now - min(entry.stat().st_mtime for entry in entries))
-    except FileNotFoundError:  # no archive yet, or a file removed while we looked
+    except FileNotFoundError:  # a file removed while we looked
         pass
     lag_bytes = None
     if current_lsn is not None:
@@ -458,17 +460,39 @@ def first_unshipped(settings: BackupServiceSettings) -> str | None:
     repository, or everything shipped)."""
     if not settings.offsite_configured:
         return None
-    last = load_state(settings).last_shipped
+    names = sorted(
+        entry.name[:-3]
+        for entry in pending(settings, load_state(settings))
+        if SEGMENT.match(entry.name[:-3])
+    )
+    return names[0] if names else None
+
+
+def pending_names(settings: BackupServiceSettings) -> list[str]:
+    """The names of the shippable files in the local archive."""
     try:
-        names = sorted(
-            entry.name[:24]
-            for entry in os.scandir(settings.archive_dir)
-            if SHIPPABLE.match(entry.name) and SEGMENT.match(entry.name[:24])
-        )
+        return [e.name for e in os.scandir(settings.archive_dir) if SHIPPABLE.match(e.name)]
     except FileNotFoundError:
-        return None
-    pending = [name for name in names if last is None or name > last[:24]]
-    return pending[0] if pending else None
+        return []
+
+
+def pending(settings: BackupServiceSettings, state: OffsiteState) -> list[os.DirEntry[str]]:
+    """The files in the local archive not offsite yet: segments past the newest one shipped,
+    and any other file not shipped by name."""
+    try:
+        entries = [e for e in os.scandir(settings.archive_dir) if SHIPPABLE.match(e.name)]
+    except FileNotFoundError:
+        return []
+    last, others = state.last_shipped, set(state.shipped_others)
+    return [
+        entry
+        for entry in entries
+        if (
+            (last is None or entry.name[:-3] > last)
+            if SEGMENT.match(entry.name[:-3])
+            else entry.name[:-3] not in others
+        )
+    ]
 
 
 def repository_id(settings: BackupServiceSettings) -> str:
