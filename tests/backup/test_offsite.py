@@ -27,7 +27,7 @@ from services.backup.context import Context
 from services.backup.disaster import disaster_drill
 from services.backup.errors import BackupError
 from services.backup.live import LiveServer
-from services.backup.offsite import Offsite
+from services.backup.offsite import Offsite, first_unshipped, load_state, pending
 from services.backup.offsite_jobs import offsite_backup
 from services.backup.scratch import ScratchServer
 from services.backup.settings import BackupServiceSettings
@@ -269,3 +269,31 @@ async def test_a_corrupted_object_fails_verify_and_the_disaster_drill(
     samples = await scrape(context)
     assert samples["backup_offsite_verify_last_success"] == 0
     assert samples["backup_disaster_drill_last_success"] == 0
+
+
+def test_a_backup_label_archived_before_its_segment_does_not_hide_the_segment(
+    tmp_path: Path,
+) -> None:
+    """pg_backup_stop archives <segment>.<offset>.backup before <segment> itself, and the
+    label's name sorts after the segment's: both must still be shipped, each once."""
+    settings = BackupServiceSettings(
+        dir=tmp_path / "backups",
+        wal_archive=tmp_path / "archive",
+        offsite_endpoint="127.0.0.1:1",
+        offsite_bucket="b",
+        offsite_key_file=tmp_path / "k",
+        offsite_secret_file=tmp_path / "s",
+        offsite_passphrase_file=tmp_path / "p",
+    )
+    settings.archive_dir.mkdir()
+    segment_c, segment_d = "00000001000000000000000C", "00000001000000000000000D"
+    label = f"{segment_d}.00000028.backup"
+    for name in (segment_c, label):
+        (settings.archive_dir / f"{name}.gz").write_bytes(b"")
+    state = load_state(settings)
+    state.last_shipped, state.shipped_others = segment_c, [label]  # shipped C and the label
+    (settings.archive_dir / f"{segment_d}.gz").write_bytes(b"")  # D arrives afterwards
+    assert [entry.name for entry in pending(settings, state)] == [f"{segment_d}.gz"]
+    # Saved state: local retention keeps D, the oldest segment not offsite.
+    Offsite(settings, ServiceUser.detect()).save_state(state)
+    assert first_unshipped(settings) == segment_d
