@@ -32,6 +32,7 @@ from pathlib import Path
 from services.core.os_user import ServiceUser
 
 READY_TIMEOUT_SECONDS = 60.0
+START_ATTEMPTS = 3
 BUCKET = "botstack-offsite"
 # Offsets from the port base: S3 (HTTPS) first, then every other listener weed mini opens.
 PORT_OFFSETS = {
@@ -161,30 +162,47 @@ class ObjectStore:
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
+        try:  # started by this process and exited: reap it (a zombie still answers kill 0)
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return None
+        except ChildProcessError:  # someone else's child: kill 0 said enough
+            pass
         return pid
 
     def start(self) -> None:
-        """Start (unless running) and wait until S3 answers over verified TLS."""
+        """Start (unless running) and wait until S3 answers over verified TLS. A port of its
+        range briefly taken as some connection's ephemeral source port makes weed mini exit
+        at once: it is started again, a few times."""
         self.prepare()
-        if self.pid() is None:
-            environment = {
-                **os.environ,
-                "AWS_ACCESS_KEY_ID": self.key_file.read_text().strip(),
-                "AWS_SECRET_ACCESS_KEY": self.secret_file.read_text().strip(),
-                "S3_BUCKET": BUCKET,
-            }
-            with self.log_file.open("ab") as log:
-                process = subprocess.Popen(
-                    self.argv(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=environment,
-                    cwd=self.root,
-                    start_new_session=True,
-                )
-            self.pid_file.write_text(f"{process.pid}\n")
-        self.wait_ready()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            if self.pid() is None:
+                self._spawn()
+            try:
+                self.wait_ready()
+                return
+            except ObjectStoreError:
+                if self.pid() is not None or attempt == START_ATTEMPTS:
+                    raise
+                time.sleep(2.0)
+
+    def _spawn(self) -> None:
+        environment = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": self.key_file.read_text().strip(),
+            "AWS_SECRET_ACCESS_KEY": self.secret_file.read_text().strip(),
+            "S3_BUCKET": BUCKET,
+        }
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                cwd=self.root,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
 
     def wait_ready(self) -> None:
         context = ssl.create_default_context(cafile=str(self.ca_file))
