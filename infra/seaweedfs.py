@@ -253,6 +253,18 @@ class ObjectStore:
         self.pid_file.unlink(missing_ok=True)
 
 
+def bindable(port_base: int) -> bool:
+    """Whether every port weed mini needs from port_base can be bound on 127.0.0.1 now (a
+    long-lived connection may hold one as its ephemeral source port)."""
+    for offset in PORT_OFFSETS.values():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port_base + offset))
+            except OSError:
+                return False
+    return True
+
+
 def _write_secret(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

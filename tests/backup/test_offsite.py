@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from infra.seaweedfs import BUCKET, PORT_OFFSETS, ObjectStore
+from infra.seaweedfs import BUCKET, PORT_OFFSETS, PORTS_USED, ObjectStore, bindable
 from infra.stack import LocalStack
 from services.backup.context import Context
 from services.backup.disaster import disaster_drill
@@ -35,7 +35,8 @@ from services.core.os_user import ServiceUser
 from tests.backup.conftest import ContextFactory, add_flag, scrape
 from tests.conftest import TEST_PORT_BASE
 
-# weed mini's ports: its own range (TEST_OFFSITE_PORT_BASE), by default just past the stack's.
+# weed mini's ports: its own range (TEST_OFFSITE_PORT_BASE, and the next two of 14 ports), by
+# default just past the stack's.
 PORT_BASE = int(os.environ.get("TEST_OFFSITE_PORT_BASE", str(TEST_PORT_BASE + 3000)))
 
 
@@ -43,7 +44,9 @@ PORT_BASE = int(os.environ.get("TEST_OFFSITE_PORT_BASE", str(TEST_PORT_BASE + 30
 def store(stack: LocalStack) -> Iterator[ObjectStore]:
     root = stack.paths.root / "object-store-test"
     shutil.rmtree(root, ignore_errors=True)
-    store = ObjectStore(root, PORT_BASE)
+    # Three ranges to choose from: a port can be some long-lived connection's source port.
+    bases = [PORT_BASE + k * PORTS_USED for k in range(3)]
+    store = ObjectStore(root, next((base for base in bases if bindable(base)), PORT_BASE))
     store.prepare(reader=ServiceUser.detect())
     store.start()
     yield store
