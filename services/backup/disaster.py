@@ -4,8 +4,8 @@ scratch directory, to the latest point, start it, run the drill's checks (schema
 amcheck, row counts) and compare the row counts with the live server at the moment of the
 simulated loss. Reports:
 
-- RPO: the live server's newest commit at the moment of the loss against the newest commit
-  restored (commit timestamps: track_commit_timestamp), in seconds;
+- RPO: the live server's newest commit at the moment of the loss (track_commit_timestamp)
+  against the newest commit replayed from the offsite WAL, in seconds;
 - RTO: seconds from an empty directory to a server that accepts connections, promoted.
 
 The loss is simulated right after the live server's current WAL is archived and shipped: what
@@ -35,10 +35,9 @@ from .scratch import ScratchServer
 from .settings import BackupServiceSettings
 
 log = logging.getLogger("services.backup")
-NEWEST_COMMIT = (
-    "SELECT extract(epoch FROM coalesce((pg_last_committed_xact()).timestamp, "
-    "pg_last_xact_replay_timestamp()))"
-)
+# The newest commit replayed from the offsite WAL; not pg_last_committed_xact(), which would
+# count the restored server's own commits after promotion (the checks create amcheck).
+NEWEST_REPLAYED = "SELECT extract(epoch FROM pg_last_xact_replay_timestamp())"
 
 
 @dataclass(frozen=True)
@@ -121,8 +120,8 @@ async def disaster_drill(
         try:
             await server.wait_promoted()
             rto = time.monotonic() - restore_clock
+            restored_newest = (await server.query(NEWEST_REPLAYED)).strip()
             checks = await _check(server)
-            restored_newest = (await server.query(NEWEST_COMMIT)).strip()
         finally:
             await server.stop()
         rpo = _rpo(lost_at_commit, restored_newest)
