@@ -29,16 +29,20 @@ from services.backup.offsite import Offsite, load_state, offsite_lag
 from services.backup.offsite_jobs import offsite_backup
 
 
-def rss_mib(program: str) -> float:
-    """Resident memory of every process named program, summed, in MiB."""
-    result = subprocess.run(["ps", "-C", program, "-o", "rss="], capture_output=True, text=True)
-    return sum(int(line) for line in result.stdout.split()) / 1024
+def rss_mib(program: str, marker: str) -> float:
+    """Resident memory of this stack's processes named program (marker: a path on their
+    command line; other stacks may run the same programs), summed, in MiB."""
+    result = subprocess.run(
+        ["ps", "-C", program, "-o", "rss=,args="], capture_output=True, text=True, check=False
+    )
+    rows = [line.split(None, 1) for line in result.stdout.splitlines() if marker in line]
+    return sum(int(row[0]) for row in rows) / 1024
 
 
-async def sample_memory(peaks: dict[str, float], stop: asyncio.Event) -> None:
+async def sample_memory(peaks: dict[str, float], marker: str, stop: asyncio.Event) -> None:
     while not stop.is_set():
         for program in peaks:
-            peaks[program] = max(peaks[program], rss_mib(program))
+            peaks[program] = max(peaks[program], rss_mib(program, marker))
         await asyncio.sleep(0.5)
 
 
@@ -77,11 +81,12 @@ async def run(args: argparse.Namespace) -> None:
     context = replace(context, settings=settings, live=LiveServer(settings, context.live.role))
     size = await load(endpoints["postgres_dsn"], args.size_mb)
     print(f"database: {size / 2**20:.0f} MiB", flush=True)
-    idle = {program: rss_mib(program) for program in ("weed", "pgbackrest")}
+    marker = str(stack.paths.root)
+    idle = {program: rss_mib(program, marker) for program in ("weed", "pgbackrest")}
 
     peaks = {"weed": 0.0, "pgbackrest": 0.0}
     stop_sampling = asyncio.Event()
-    sampler = asyncio.create_task(sample_memory(peaks, stop_sampling))
+    sampler = asyncio.create_task(sample_memory(peaks, marker, stop_sampling))
     with context.exclusive():
         clock = time.monotonic()
         await offsite_backup(Offsite(settings, context.user), context.runs, "full")
@@ -109,7 +114,8 @@ async def run(args: argparse.Namespace) -> None:
 
     print(f"offsite full backup of {size / 2**20:.0f} MiB: {backup_seconds:.1f} s")
     print(
-        f"memory idle: weed mini {idle['weed']:.0f} MiB, pgBackRest {idle['pgbackrest']:.0f} MiB;"
+        f"memory before: weed mini {idle['weed']:.0f} MiB, pgBackRest {idle['pgbackrest']:.0f} MiB"
+        " (it runs only per command);"
         f" peak during the backup: weed mini {peaks['weed']:.0f} MiB, "
         f"pgBackRest (all its processes) {peaks['pgbackrest']:.0f} MiB"
     )
