@@ -255,10 +255,21 @@ class Offsite:
                 plain = spool / name
                 await asyncio.to_thread(_gunzip, self.settings.archive_dir / archived, plain)
                 self.user.own(plain)
+                timeout = self.settings.offsite_push_timeout_seconds
                 try:
-                    await self.pgbackrest(
-                        config, "archive-push", str(plain), what=f"offsite archive-push of {name}"
-                    )
+                    async with asyncio.timeout(timeout):
+                        await self.pgbackrest(
+                            config,
+                            "archive-push",
+                            str(plain),
+                            what=f"offsite archive-push of {name}",
+                        )
+                except TimeoutError:
+                    raise BackupError(
+                        f"offsite archive-push of {name} did not finish in {timeout:.0f} s "
+                        "(BACKUP_SERVICE_OFFSITE_PUSH_TIMEOUT_SECONDS): is the object store at "
+                        f"{self.settings.offsite_endpoint} reachable?"
+                    ) from None
                 finally:
                     plain.unlink(missing_ok=True)
                 if SEGMENT.match(name):

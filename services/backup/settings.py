@@ -81,6 +81,9 @@ class BackupServiceSettings(BaseSettings):
     offsite_ca_file: Path | None = None
     offsite_stanza: str = "botstack"
     pgbackrest: Path = Path("/usr/bin/pgbackrest")
+    # How long one WAL push may take: pgBackRest retries an unreachable store for minutes,
+    # which would hold up the schedule (local backups too) for the whole outage.
+    offsite_push_timeout_seconds: float = Field(120.0, gt=0)
     # The live data directory and socket directory pgBackRest backs up from (same host).
     # Default: <state>/pgdata and <state>/run, the local stack's.
     pgdata: Path | None = None

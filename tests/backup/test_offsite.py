@@ -70,6 +70,7 @@ def offsite_settings(
             "offsite_ca_file": Path(values["offsite_ca_file"]),
             "offsite_passphrase_file": passphrase,
             "offsite_path": f"/test-{name}",
+            "offsite_push_timeout_seconds": 20,
             "pgdata": stack.paths.pgdata,
             "pg_socket_dir": stack.paths.run,
         }
