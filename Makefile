@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 STATE_DIR ?= .stack
 
 .PHONY: help install up down secrets deploy-test status test test-fast lint format bench-db migrate \
-	backup restore drill bench-backup admin-key bench-admin bench-bot loadtest botstack
+	backup restore drill offsite-backup disaster-drill bench-backup admin-key bench-admin bench-bot loadtest botstack
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,8 @@ up: install ## start the stack: compose.yaml if a Docker engine answers, else lo
 		echo "Grafana:    http://$$($(DOCKER_COMPOSE) port grafana 3000)"; \
 	else \
 		echo "No Docker engine: starting the local process stack in $(STATE_DIR)/"; \
-		$(UV) run python -m infra.stack up --state-dir $(STATE_DIR) && \
+		$(UV) run python -m infra.stack up --state-dir $(STATE_DIR) \
+			$(if $(OFFSITE_PORT_BASE),--offsite-port-base $(OFFSITE_PORT_BASE)) && \
 		$(UV) run python -m infra.sandbox --state-dir $(STATE_DIR); \
 	fi
 
@@ -109,6 +110,12 @@ restore: install ## restore into a new data directory: TARGET_TIME="2026-11-22 0
 
 drill: install ## restore the newest backup into a scratch server and check it
 	@$(BACKUP_ENV) $(UV) run python -m services.backup.cli drill
+
+offsite-backup: install ## ship WAL and take a verified backup into the offsite repository: TYPE=full|diff
+	@$(BACKUP_ENV) $(UV) run python -m services.backup.cli offsite-backup --type $(or $(TYPE),full)
+
+disaster-drill: install ## restore from the offsite repository alone into scratch space; last lines `RPO x s`, `RTO y s`
+	@$(BACKUP_ENV) $(UV) run python -m services.backup.cli disaster-drill
 
 bench-backup: install ## base-backup throughput, restore time and data at risk on a 1 GB database
 	$(UV) run python -m loadtests.bench_backup $(BENCH_ARGS)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shlex
 import shutil
 import sys
@@ -32,6 +33,7 @@ from infra.observability.scrape import SCRAPE_INTERVAL
 from infra.pgbouncer_server import PgBouncerServer, accepts_connections, write_userlist
 from infra.postgres_server import PostgresServer
 from infra.processes import Placement, unplaced
+from infra.seaweedfs import BUCKET, ObjectStore
 from infra.service_runtime import Runtime, prepare_runtime
 from infra.stack_state import HOST, Bouncer, Credentials, Layout, Ports, StackState
 from infra.system import Apt, StackError, file_lock, run, shown, write_file
@@ -72,8 +74,12 @@ class LocalStack:
         service_env: Mapping[str, str] | None = None,
         scrape_interval: str = SCRAPE_INTERVAL,
         placement: Placement = unplaced,
+        offsite_port_base: int | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
+        # An S3 object store (weed mini) on this machine as the offsite repository's stand-in
+        # for a provider's: asked for once (`up --offsite-port-base N`), then remembered.
+        self.offsite_port_base = offsite_port_base
         # Where each component's processes are born (the load tests' memory cgroups).
         self.placement = placement
         self.port_base = port_base
@@ -118,6 +124,11 @@ class LocalStack:
                     bouncer.start()
                 bouncer.wait_serving(credentials, state.psql)
             self._migrate(credentials, state)
+            store = self._object_store()
+            if store is not None:
+                store.prepare(reader=self._user)
+                with self.placement("object-store"):
+                    store.start()
             self._write_endpoints(credentials, state)
             environment = {
                 **os.environ,
@@ -168,6 +179,9 @@ class LocalStack:
             Monitoring(self.paths, state.ports).stop()
             for service in reversed(self._app_services(state)):
                 service.stop()
+            store = self._object_store()
+            if store is not None:
+                store.stop()
             for bouncer in self._bouncers(state):
                 bouncer.stop()
             PostgresServer(self.paths, self._user, state).stop()
@@ -235,12 +249,54 @@ class LocalStack:
                     service.service.module + _pid_note(pid),
                 )
             )
+        store = self._object_store()
+        if store is not None:
+            pid = store.pid()
+            detail = "weed mini: the offsite repository's S3" + _pid_note(pid)
+            components.append(
+                ComponentStatus("object-store", store.endpoint, pid is not None, detail)
+            )
         for process in Monitoring(self.paths, state.ports).processes():
             pid = process.pid()
             address = process.health_url.split("//", 1)[1].split("/", 1)[0]
             detail = process.program + _pid_note(pid)
             components.append(ComponentStatus(process.name, address, pid is not None, detail))
         return components
+
+    def _object_store(self) -> ObjectStore | None:
+        """This stack's object store: asked for now, or remembered from an earlier `up`."""
+        root = self.paths.root / "object-store"
+        remembered = root / "port-base"
+        if self.offsite_port_base is not None:
+            root.mkdir(parents=True, exist_ok=True)
+            remembered.write_text(f"{self.offsite_port_base}\n")
+        try:
+            return ObjectStore(root, int(remembered.read_text()))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def offsite_note(self) -> str:
+        store = self._object_store()
+        if store is not None:
+            return f"offsite: bucket {BUCKET} on this machine's object store ({store.endpoint})"
+        return (
+            "offsite: NOT CONFIGURED: every backup is on this machine "
+            "(docs/offsite-backups.md; `up --offsite-port-base N` runs a local object store)"
+        )
+
+    def _offsite_environment(self) -> dict[str, str]:
+        store = self._object_store()
+        if store is None:
+            return {}
+        passphrase = self.paths.root / "offsite-passphrase"
+        if not passphrase.exists():
+            # Generated once; without it the offsite repository cannot be read (copy it off
+            # the machine: docs/offsite-backups.md).
+            write_file(passphrase, secrets.token_urlsafe(48) + "\n", 0o600, self._user)
+        return {
+            **store.settings(),
+            "BACKUP_SERVICE_OFFSITE_PASSPHRASE_FILE": str(passphrase),
+        }
 
     def _bouncers(self, state: StackState) -> list[PgBouncerServer]:
         return [PgBouncerServer(self.paths, self._user, b) for b in state.bouncers]
@@ -360,6 +416,7 @@ class LocalStack:
             # directory; it has no default, so two stacks never share one backup catalogue.
             "BACKUP_SERVICE_STATE_DIR": str(self.paths.root),
             "TELEGRAM_API_STATE_DIR": str(self.paths.root / "telegram-api"),
+            **self._offsite_environment(),
         }
 
     def _migrate(self, credentials: Credentials, state: StackState) -> None:
@@ -503,6 +560,14 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     up.add_argument(
+        "--offsite-port-base",
+        type=int,
+        help=(
+            "run an S3 object store (SeaweedFS weed mini, TLS) on ports N..N+13 as the offsite "
+            "repository (docs/offsite-backups.md); remembered by later `up`s"
+        ),
+    )
+    up.add_argument(
         "--scrape-interval",
         default=SCRAPE_INTERVAL,
         help=f"how often Prometheus scrapes and evaluates the rules (default {SCRAPE_INTERVAL})",
@@ -534,6 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state_dir,
         _port_base(state_dir, getattr(args, "port_base", None)),
         scrape_interval=getattr(args, "scrape_interval", SCRAPE_INTERVAL),
+        offsite_port_base=getattr(args, "offsite_port_base", None),
     )
     where = shown(stack.state_dir)
     try:
@@ -554,6 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for c in components:
                 state = "running" if c.running else "stopped"
                 print(f"{c.name:<18} {state:<8} {c.address:<24} {c.detail}")
+            print(stack.offsite_note())
             return 0 if all(c.running for c in components) else 3
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)

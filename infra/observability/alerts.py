@@ -254,6 +254,79 @@ ALERTS: tuple[Alert, ...] = (
         "the .ready segments; PostgreSQL keeps them in pg_wal until they are archived.",
     ),
     Alert(
+        "OffsiteBackupNotConfigured",
+        "No offsite repository is configured: the WAL archive and every backup are on this "
+        "machine, and the day it is lost (disk failure, deletion, intrusion) they go with the "
+        "database.",
+        # The backup service exports 0 or 1 once configured; without it, nothing to say.
+        "min(backup_offsite_configured) or vector(1)",
+        "<",
+        1,
+        "0s",
+        "ticket",
+        "No offsite copy of the database: every backup is on this machine",
+        "Set BACKUP_SERVICE_OFFSITE_* (bucket, endpoint, key/secret and passphrase files) as "
+        "docs/offsite-backups.md says, and keep a copy of the passphrase off this machine.",
+    ),
+    Alert(
+        "OffsiteArchivingBehind",
+        "The oldest archived WAL file not yet in the offsite repository has waited over 10 "
+        "minutes (shipping runs every 30 s): the object store is down or refuses the "
+        "credentials, or the bucket is full. Local archiving goes on; the offsite copy, and "
+        "so a restore after losing the machine, lacks everything since.",
+        "max(backup_offsite_lag_seconds) or vector(0)",
+        ">",
+        600,
+        "0s",
+        "page",
+        "The offsite copy is {{ $value | humanizeDuration }} behind the local WAL archive",
+        "backup_offsite_ship_failing and the backup service's log (`offsite archive-push`) say "
+        "why; `python -m services.backup.cli offsite-ship` retries by hand. The local archive "
+        "keeps every file not shipped (retention leaves them), so nothing is lost while its "
+        "disk has room: watch DiskSpaceLow.",
+    ),
+    Alert(
+        "OffsiteBackupTooOld",
+        "No verified backup in the offsite repository for longer than the differential "
+        "schedule (one day) plus six hours.",
+        'time() - max(backup_repository_newest_verified_timestamp_seconds{repository="offsite"})'
+        " or vector(0)",
+        ">",
+        30 * 3600,
+        "0s",
+        "ticket",
+        "The newest verified offsite backup is {{ $value | humanizeDuration }} old",
+        "The backup service's log (`scheduled offsite-backup failed`) and "
+        "backup_offsite_verify_last_success; run `python -m services.backup.cli offsite-backup` "
+        "by hand to see the error.",
+    ),
+    Alert(
+        "DisasterDrillFailed",
+        "The last disaster drill (a restore from the offsite repository alone) failed: after "
+        "losing this machine the database may not come back.",
+        "min(backup_disaster_drill_last_success) or vector(1)",
+        "<",
+        1,
+        "0s",
+        "page",
+        "The last disaster drill failed",
+        "`make disaster-drill` prints why (verify, restore, recovery, row counts); "
+        "`python -m services.backup.cli offsite-verify` checks the repository; take a new "
+        "offsite backup (`offsite-backup --type full`) and drill again.",
+    ),
+    Alert(
+        "DisasterDrillTooOld",
+        "No disaster drill for longer than its schedule (30 days) plus two days: nobody knows "
+        "whether the offsite copy restores.",
+        "time() - max(backup_disaster_drill_last_timestamp_seconds) or vector(0)",
+        ">",
+        32 * 86400,
+        "0s",
+        "ticket",
+        "The last disaster drill was {{ $value | humanizeDuration }} ago",
+        "Is the backup service running with an offsite repository? Run `make disaster-drill`.",
+    ),
+    Alert(
         "OutboxBehind",
         "The oldest due outbox message has waited over 5 minutes: staff replies and "
         "reminders are late.",

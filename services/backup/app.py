@@ -1,4 +1,5 @@
-"""The service's HTTP side: /metrics, /health/live, /health/ready."""
+"""The service's HTTP side: /metrics, /health/live, /health/ready (which also says whether an
+offsite repository is configured)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,17 @@ def create_app(context: Context, registry: CollectorRegistry) -> web.Application
             await context.live.archiver()
         except BackupError as error:
             problems.append(str(error))
+        # No offsite copy is a risk to show every day, not a reason to refuse backups.
+        offsite = (
+            f"{settings.offsite_bucket} at {settings.offsite_endpoint}"
+            if settings.offsite_configured
+            else "NOT CONFIGURED: every backup is on this machine (docs/offsite-backups.md)"
+        )
         if problems:
-            return web.json_response({"status": "unavailable", "problems": problems}, status=503)
-        return web.json_response({"status": "ok"})
+            return web.json_response(
+                {"status": "unavailable", "problems": problems, "offsite": offsite}, status=503
+            )
+        return web.json_response({"status": "ok", "offsite": offsite})
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)

@@ -20,9 +20,11 @@ from prometheus_client.registry import Collector
 
 from . import archive
 from .catalogue import Catalogue, Verification
+from .disaster import load_last_disaster_drill
 from .drill import load_last_drill
 from .errors import BackupError
 from .live import ArchiverStats, LiveServer
+from .offsite import load_state, offsite_lag
 from .settings import BackupServiceSettings
 
 log = logging.getLogger("services.backup")
@@ -36,14 +38,17 @@ class BackupCollector(Collector):
         # The archiver's counts before PostgreSQL last reset them, and the last counts seen.
         self._offset = (0, 0)
         self._seen = (0, 0)
+        self.current_lsn: str | None = None
 
     async def refresh(self) -> None:
         """Read pg_stat_archiver before a scrape; None when the server cannot be reached."""
         try:
             self.archiver = await self.live.archiver()
+            self.current_lsn = await self.live.current_lsn()
         except BackupError as error:
             log.warning("metrics: %s", error)
             self.archiver = None
+            self.current_lsn = None
             return
         counts = (self.archiver.archived_count, self.archiver.failed_count)
         if counts[0] < self._seen[0] or counts[1] < self._seen[1]:
@@ -54,6 +59,8 @@ class BackupCollector(Collector):
         if self.settings.configured:
             yield from self._backups()
             yield from self._drill()
+            yield from self._offsite(datetime.now(UTC))
+            yield from self._disaster_drill()
         yield from self._archiver(datetime.now(UTC))
 
     def _backups(self) -> Iterator[GaugeMetricFamily]:
@@ -68,6 +75,7 @@ class BackupCollector(Collector):
         if not verified:
             return
         newest = verified[-1]
+        yield _repository_verified("local", newest.finished_at.timestamp())
         yield GaugeMetricFamily(
             "backup_last_success_timestamp_seconds",
             "When the newest verified base backup finished (Unix time)",
@@ -101,6 +109,70 @@ class BackupCollector(Collector):
             "How long the last restore drill took",
             drill.duration_seconds,
         )
+
+    def _offsite(self, now: datetime) -> Iterator[GaugeMetricFamily]:
+        configured = self.settings.offsite_configured
+        yield GaugeMetricFamily(
+            "backup_offsite_configured",
+            "1 when an offsite repository is configured (BACKUP_SERVICE_OFFSITE_*), else 0: "
+            "every copy is on this machine",
+            1.0 if configured else 0.0,
+        )
+        if not configured:
+            return
+        state = load_state(self.settings)
+        lag = offsite_lag(self.settings, state, self.current_lsn, now.timestamp())
+        yield GaugeMetricFamily(
+            "backup_offsite_lag_seconds",
+            "How long the oldest archived WAL file not yet offsite has waited (0: all shipped)",
+            lag.seconds,
+        )
+        if lag.bytes is not None:
+            yield GaugeMetricFamily(
+                "backup_offsite_lag_bytes",
+                "WAL written by the live server past the newest segment offsite",
+                lag.bytes,
+            )
+        yield GaugeMetricFamily(
+            "backup_offsite_ship_failing",
+            "1 when the last attempt to ship WAL offsite failed",
+            1.0 if state.last_ship_error else 0.0,
+        )
+        if state.last_verified_at is not None:
+            yield _repository_verified("offsite", state.last_verified_at)
+        if state.last_verify_ok is not None:
+            yield GaugeMetricFamily(
+                "backup_offsite_verify_last_success",
+                "1 when the last verify of the offsite repository passed, else 0",
+                1.0 if state.last_verify_ok else 0.0,
+            )
+
+    def _disaster_drill(self) -> Iterator[GaugeMetricFamily]:
+        drill = load_last_disaster_drill(self.settings)
+        if drill is None:
+            return
+        yield GaugeMetricFamily(
+            "backup_disaster_drill_last_success",
+            "1 when the last disaster drill (restore from the offsite copy alone) passed",
+            1.0 if drill.succeeded else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "backup_disaster_drill_last_timestamp_seconds",
+            "When the last disaster drill started (Unix time)",
+            drill.started_at.timestamp(),
+        )
+        if drill.rpo_seconds is not None:
+            yield GaugeMetricFamily(
+                "backup_disaster_drill_rpo_seconds",
+                "RPO of the last passed disaster drill: commits the offsite copy lacked",
+                drill.rpo_seconds,
+            )
+        if drill.rto_seconds is not None:
+            yield GaugeMetricFamily(
+                "backup_disaster_drill_rto_seconds",
+                "RTO of the last passed disaster drill: empty directory to accepting connections",
+                drill.rto_seconds,
+            )
 
     def _archiver(self, now: datetime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         stats = self.archiver
@@ -147,6 +219,16 @@ class BackupCollector(Collector):
             "Seconds since the newest file arrived in the WAL archive",
             max(0.0, now.timestamp() - newest.archived_at),
         )
+
+
+def _repository_verified(repository: str, timestamp: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "backup_repository_newest_verified_timestamp_seconds",
+        "When the newest verified backup in each repository finished (Unix time)",
+        labels=["repository"],
+    )
+    family.add_metric([repository], timestamp)
+    return family
 
 
 class JobMetrics:

@@ -13,6 +13,7 @@ from services.core.os_user import ServiceUser
 
 from .catalogue import BaseBackup, Catalogue
 from .commands import run
+from .offsite import first_unshipped
 from .settings import BackupServiceSettings
 
 log = logging.getLogger("services.backup")
@@ -65,17 +66,23 @@ async def apply_retention(settings: BackupServiceSettings, user: ServiceUser) ->
             removed.append(backup.label)
     survivors = [backup for backup in backups if backup.label in kept]
     oldest = min(survivors, key=lambda backup: backup.start_wal[8:]) if survivors else None
-    if oldest is not None:
+    keep_from = oldest.start_wal if oldest is not None else None
+    unshipped = first_unshipped(settings)
+    if keep_from is not None and unshipped is not None and unshipped[8:] < keep_from[8:]:
+        # The local archive is the offsite copy's spool: WAL not offsite yet stays.
+        log.info("retention: keeping archived WAL from %s: not offsite yet", unshipped)
+        keep_from = unshipped
+    if keep_from is not None:
         # pg_archivecleanup ignores the timeline part of the name: every timeline's segments
         # before this position go, history files (needed to follow timelines) stay.
-        log.info("retention: removing archived WAL before %s", oldest.start_wal)
+        log.info("retention: removing archived WAL before %s", keep_from)
         await run(
             [
                 settings.pg_bindir / "pg_archivecleanup",
                 "-x",
                 ".gz",
                 settings.archive_dir,
-                oldest.start_wal,
+                keep_from,
             ],
             what="pg_archivecleanup",
             user=user,
@@ -84,5 +91,5 @@ async def apply_retention(settings: BackupServiceSettings, user: ServiceUser) ->
     return RetentionResult(
         kept=[backup.label for backup in survivors],
         removed=removed,
-        wal_kept_from=oldest.start_wal if oldest else None,
+        wal_kept_from=keep_from,
     )

@@ -5,6 +5,7 @@ migrations reach directly (MIGRATE_HOST, MIGRATE_PORT, MIGRATE_DATABASE), never 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
@@ -64,6 +65,70 @@ class BackupServiceSettings(BaseSettings):
     keep_audit_days: float = Field(730.0, gt=0)
     keep_backup_runs_days: float = Field(180.0, gt=0)
     retention_batch: int = Field(1000, ge=1, le=100_000)
+
+    # The offsite repository (docs/offsite-backups.md): pgBackRest's repo2 on S3-compatible
+    # object storage, encrypted client-side (aes-256-cbc) with the passphrase in PASSPHRASE_FILE.
+    # Off while ENDPOINT and BUCKET are unset; secrets only ever come from files.
+    offsite_endpoint: str | None = None  # host[:port] of the S3 API
+    offsite_bucket: str | None = None
+    offsite_region: str = "us-east-1"
+    offsite_uri_style: Literal["path", "host"] = "path"
+    offsite_path: str = "/botstack"  # the repository's prefix inside the bucket
+    offsite_key_file: Path | None = None
+    offsite_secret_file: Path | None = None
+    offsite_passphrase_file: Path | None = None
+    # A CA bundle for the endpoint's certificate (a self-hosted store); default: the system's.
+    offsite_ca_file: Path | None = None
+    offsite_stanza: str = "botstack"
+    pgbackrest: Path = Path("/usr/bin/pgbackrest")
+    # How long one WAL push may take: pgBackRest retries an unreachable store for minutes,
+    # which would hold up the schedule (local backups too) for the whole outage.
+    offsite_push_timeout_seconds: float = Field(120.0, gt=0)
+    # The live data directory and socket directory pgBackRest backs up from (same host).
+    # Default: <state>/pgdata and <state>/run, the local stack's.
+    pgdata: Path | None = None
+    pg_socket_dir: Path | None = None
+    # Offsite schedule: a full backup every FULL_INTERVAL, a differential one every
+    # DIFF_INTERVAL in between, each verified; full backups kept in the offsite repository.
+    offsite_full_interval_seconds: float = Field(7 * DAY, gt=0)
+    offsite_diff_interval_seconds: float = Field(DAY, gt=0)
+    offsite_retention_full: int = Field(4, ge=1, le=9999999)
+    # The disaster drill (restore from the offsite repository alone), rarer than the drill.
+    disaster_drill_interval_seconds: float = Field(30 * DAY, gt=0)
+
+    @model_validator(mode="after")
+    def _offsite(self) -> BackupServiceSettings:
+        if (self.offsite_endpoint is None) != (self.offsite_bucket is None):
+            raise ValueError(
+                "set both BACKUP_SERVICE_OFFSITE_ENDPOINT and BACKUP_SERVICE_OFFSITE_BUCKET "
+                "(or neither: no offsite copy)"
+            )
+        if self.offsite_configured:
+            missing = [
+                f"BACKUP_SERVICE_OFFSITE_{name.upper()}_FILE"
+                for name in ("key", "secret", "passphrase")
+                if getattr(self, f"offsite_{name}_file") is None
+            ]
+            if missing:
+                raise ValueError(f"the offsite repository needs {', '.join(missing)}")
+        return self
+
+    @property
+    def offsite_configured(self) -> bool:
+        return self.offsite_endpoint is not None and self.offsite_bucket is not None
+
+    @property
+    def offsite_dir(self) -> Path:
+        """pgBackRest's configuration, lock, log and spool for the offsite repository."""
+        return self.backup_dir / "offsite"
+
+    @property
+    def live_pgdata(self) -> Path:
+        return self._path(self.pgdata, "pgdata", "BACKUP_SERVICE_PGDATA")
+
+    @property
+    def live_socket_dir(self) -> Path:
+        return self._path(self.pg_socket_dir, "run", "BACKUP_SERVICE_PG_SOCKET_DIR")
 
     @model_validator(mode="after")
     def _ports(self) -> BackupServiceSettings:

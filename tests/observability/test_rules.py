@@ -185,6 +185,43 @@ CASES = {
             "backup_wal_seconds_since_last_archived": "0+15x40",
         },
     ),
+    "OffsiteBackupNotConfigured": Case(
+        {"backup_offsite_configured": "0x40"},
+        {},
+        "No offsite copy of the database: every backup is on this machine",
+        {"backup_offsite_configured": "1x40"},
+    ),
+    "OffsiteArchivingBehind": Case(
+        # The object store goes away at 0; the oldest unshipped file ages from then on.
+        {"backup_offsite_lag_seconds": "0+15x60"},
+        {},
+        "The offsite copy is 11m 0s behind the local WAL archive",
+        {"backup_offsite_lag_seconds": "0x20 30x20"},
+        at="11m",
+    ),
+    "OffsiteBackupTooOld": Case(
+        {'backup_repository_newest_verified_timestamp_seconds{repository="offsite"}': "-108000x40"},
+        {},
+        "The newest verified offsite backup is 1d 6h 10m 0s old",
+        {
+            'backup_repository_newest_verified_timestamp_seconds{repository="offsite"}': "0x40",
+            # An old local backup is BackupTooOld's business, not this one's.
+            'backup_repository_newest_verified_timestamp_seconds{repository="local"}': "-108000x40",
+        },
+    ),
+    "DisasterDrillFailed": Case(
+        {"backup_disaster_drill_last_success": "0x40"},
+        {},
+        "The last disaster drill failed",
+        {"backup_disaster_drill_last_success": "1x40"},
+    ),
+    "DisasterDrillTooOld": Case(
+        # At eval time 10m a drill from Unix time -2764800 (32 days before 0) is 32 d 10 min old.
+        {"backup_disaster_drill_last_timestamp_seconds": "-2764800x40"},
+        {},
+        "The last disaster drill was 32d 0h 10m 0s ago",
+        {"backup_disaster_drill_last_timestamp_seconds": "0x40"},
+    ),
     "OutboxBehind": Case(
         {'bot_outbox_oldest_pending_age_seconds{job="bot"}': "0+15x40"},
         {},

@@ -82,6 +82,10 @@ class BackupKind(StrEnum):
     DRILL = "drill"
     DUMP = "dump"
     RESTORE = "restore"
+    # A backup into the offsite repository (pgBackRest, verified) and a disaster drill
+    # (restore from the offsite repository alone); names fit the column's VARCHAR(7).
+    OFFSITE = "offsite"
+    DISASTER_DRILL = "dr"
 
 
 class BackupStatus(StrEnum):
