@@ -100,8 +100,7 @@ async def run(args: argparse.Namespace) -> None:
     lag_bytes: list[int] = []
     deadline = time.monotonic() + args.traffic_seconds
     while time.monotonic() < deadline:
-        async with context.live.connect() as connection:
-            lsn = str(await connection.fetchval("SELECT pg_current_wal_lsn()::text"))
+        lsn = await context.live.current_lsn()
         lag = offsite_lag(settings, load_state(settings), lsn, time.time())
         lags.append(lag.seconds)
         lag_bytes.append(lag.bytes or 0)

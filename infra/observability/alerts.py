@@ -368,14 +368,16 @@ ALERTS: tuple[Alert, ...] = (
         "TableGrowingWithoutRetention",
         "Retention has not succeeded for over two days: processed updates, outbox rows, "
         "message logs and audit entries grow without bound.",
-        # `> 0`: a service that has not reached its first run yet (0: never) is not two days
-        # late; one whose retention keeps failing raises MaintenanceFailing instead.
-        'time() - max(maintenance_last_success_timestamp_seconds{task="retention"} > 0)',
+        # `> 0`: a retention that never ran (0) counts from the service's start instead, so a
+        # freshly started service is not two days late, and one that never succeeds in two
+        # days of running still fires (a failing one raises MaintenanceFailing as well).
+        'time() - (max(maintenance_last_success_timestamp_seconds{task="retention"} > 0)'
+        ' or max(process_start_time_seconds{job="backup"}))',
         ">",
         2 * 86400,
         "1h",
         "ticket",
-        "Retention last succeeded {{ $value | humanizeDuration }} ago",
+        "No retention succeeded for {{ $value | humanizeDuration }}",
         "Is the backup service running and configured (BACKUP_SERVICE_*)? `botstack stats` "
         "shows the tables' sizes; the service's log shows retention's runs.",
     ),

@@ -80,12 +80,8 @@ def load_last_disaster_drill(settings: BackupServiceSettings) -> DisasterDrillRe
 async def _live_snapshot(live: LiveServer) -> tuple[datetime | None, dict[str, int]]:
     """The live server's newest commit time and the row count of every table."""
     tables = [table.name for table in metadata.sorted_tables]
-    async with live.connect() as connection, connection.transaction(isolation="repeatable_read"):
-        newest = await connection.fetchval("SELECT (pg_last_committed_xact()).timestamp")
-        counts = {
-            name: int(await connection.fetchval(f"SELECT count(*) FROM {name}")) for name in tables
-        }
-    return newest, counts
+    async with live.connect() as connection:
+        return await connection.snapshot(tables)
 
 
 async def disaster_drill(
@@ -104,9 +100,7 @@ async def disaster_drill(
         await live.switch_wal_and_wait()
         await offsite.ship()
         async with live.connect() as connection:
-            lost_at_commit = await connection.fetchval(
-                "SELECT (pg_last_committed_xact()).timestamp"
-            )
+            lost_at_commit = await connection.newest_commit()
         enforced = lost_at_commit == newest_before
         label = await offsite.newest_label()
         # From here on only the offsite repository is used: the VPS is gone.

@@ -70,8 +70,8 @@ class LiveServer:
             return await server.system_identifier()
 
     async def current_lsn(self) -> str:
-        async with self.connect() as connection:
-            return str(await connection.fetchval("SELECT pg_current_wal_lsn()::text"))
+        async with self.connect() as server:
+            return await server.current_lsn()
 
     async def archiver(self) -> ArchiverStats:
         async with self.connect() as server:

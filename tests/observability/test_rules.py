@@ -249,13 +249,21 @@ CASES = {
     ),
     "TableGrowingWithoutRetention": Case(
         # promtool's clock starts at 0: retention last succeeded at 60 s, checked 50 h later.
-        {'maintenance_last_success_timestamp_seconds{task="retention"}': "60x12100"},
+        {
+            'maintenance_last_success_timestamp_seconds{task="retention"}': "60x12100",
+            'process_start_time_seconds{job="backup"}': "0x12100",
+        },
         {},
-        "Retention last succeeded 2d 1h 59m 0s ago",
+        "No retention succeeded for 2d 1h 59m 0s",
         {'maintenance_last_success_timestamp_seconds{task="retention"}': "0+15x12100"},
         at="50h",
-        # A service started a minute ago that has not reached its first run (0: never).
-        more_idle=({'maintenance_last_success_timestamp_seconds{task="retention"}': "0x12100"},),
+        more_idle=(
+            # A service started 1000 s ago that has not reached its first run (0: never).
+            {
+                'maintenance_last_success_timestamp_seconds{task="retention"}': "0x12100",
+                'process_start_time_seconds{job="backup"}': "179000x12100",
+            },
+        ),
     ),
     "PostgresDown": Case(
         {'backup_postgres_up{job="backup", instance="backup"}': "1x20 0x20"},

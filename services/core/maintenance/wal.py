@@ -80,6 +80,26 @@ class LiveServer:
     async def user_tables(self) -> int:
         return int(await self._connection.fetchval(USER_TABLES))
 
+    async def current_lsn(self) -> str:
+        return str(await self._connection.fetchval("SELECT pg_current_wal_lsn()::text"))
+
+    async def newest_commit(self) -> datetime | None:
+        """The newest commit's time (None before any: needs track_commit_timestamp)."""
+        newest: datetime | None = await self._connection.fetchval(
+            "SELECT (pg_last_committed_xact()).timestamp"
+        )
+        return newest
+
+    async def snapshot(self, tables: list[str]) -> tuple[datetime | None, dict[str, int]]:
+        """The newest commit's time and each table's row count, in one snapshot."""
+        async with self._connection.transaction(isolation="repeatable_read"):
+            newest = await self.newest_commit()
+            counts = {
+                name: int(await self._connection.fetchval(f"SELECT count(*) FROM {name}"))
+                for name in tables
+            }
+        return newest, counts
+
 
 @asynccontextmanager
 async def connect(
