@@ -213,6 +213,38 @@ def _inside(memory: Path, cpu: Path | None) -> Iterator[None]:
             _join(root / home.lstrip("/"))
 
 
+def groups_of(pid: int) -> tuple[str, str] | None:
+    """The memory and cpuacct groups of a process (paths under their roots), None when it
+    is in no memory group of its own or cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    found = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for controller in ("memory", "cpuacct"):
+            if controller in controllers.split(","):
+                found[controller] = path
+    if "memory" not in found or found["memory"] == _own_group("memory"):
+        return None
+    return found["memory"], found.get("cpuacct", "")
+
+
+@contextmanager
+def born_in_groups_of(groups: tuple[str, str] | None) -> Iterator[None]:
+    """Within the block, processes this one starts are born in those groups (groups_of)."""
+    if groups is None:
+        yield
+        return
+    memory, cpu = groups
+    cpu_dir = CPUACCT_ROOT / cpu.lstrip("/") if cpu else None
+    with _inside(
+        MEMORY_ROOT / memory.lstrip("/"), cpu_dir if cpu_dir and cpu_dir.is_dir() else None
+    ):
+        yield
+
+
 def _own_group(controller: str) -> str:
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
