@@ -266,7 +266,7 @@ class LocalStack:
                 "postgres",
                 lambda: _postmaster(pgdata_pid),  # pg_ctl status, without a process per look
                 _gone(pgdata_pid),  # pg_ctl stop removes it; a crash does not
-                lambda: postgres.start(reload=False),
+                lambda: _start_postgres_again(postgres),
             )
         ]
         for bouncer in self._bouncers(state):
@@ -501,6 +501,14 @@ def _install_copy(source: Path, copy: Path) -> None:
     temp = copy.with_name(f".{copy.name}.tmp")
     shutil.copy2(source, temp)
     os.replace(temp, copy)  # works even while the old copy is running
+
+
+def _start_postgres_again(postgres: PostgresServer) -> None:
+    """After a crash: pg_ctl takes a killed postmaster that is not yet reaped (a zombie) for
+    a running one, and would start nothing."""
+    if postgres.pid() is not None:
+        raise StackError("the killed postmaster has not been reaped yet")
+    postgres.start(reload=False)
 
 
 def _postmaster(pidfile: Path) -> int | None:

@@ -4,9 +4,12 @@ judges what it did. A kill is a fault of no duration: it ends when it is done, a
 (the supervisor's restart, the redeliveries) is the recovery being measured.
 
 Expected alerts: the local stack's rules (infra/prometheus/rules/) mostly hold for a minute
-(`for: 1m`) with Prometheus evaluating every second in the chaos stack, so only faults that
-last past a minute can fire them; a kill the supervisor heals in seconds fires nothing, and
-the scenario says so (expected: none) rather than waiting on an alert that must not fire."""
+(`for: 1m`), Prometheus evaluating every second in the chaos stack. The error-rate rules look
+at a 2-minute rate, so a burst of failed updates keeps them above their threshold for over a
+minute: a database outage of a few seconds fires DatabaseErrorRate and BotUpdateErrorRate
+(measured). A fault that fails no update (the bot's own restart behind Telegram's
+redelivery, latency) has no alert to fire, and the scenario says why rather than waiting on
+one that must not fire."""
 
 from __future__ import annotations
 
@@ -152,9 +155,11 @@ def _backup_during_restart(context: Context) -> None:
 
 
 KILL_NO_ALERT = (
-    "healed by the supervisor within seconds: shorter than every rule's `for: 1m`, so no alert "
-    "may fire"
+    "the bot's deliveries fail at the connection, counted by no metric of the bot's, and its "
+    "scrape target is back well within TargetDown's `for: 1m`"
 )
+# A database outage of seconds: its failed updates keep the 2-minute error rates up.
+DATABASE_ERRORS = ("DatabaseErrorRate", "BotUpdateErrorRate")
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -163,13 +168,13 @@ SCENARIOS: dict[str, Scenario] = {
             "postgres-kill",
             "kill -9 of PostgreSQL's postmaster; the supervisor starts it (crash recovery)",
             lambda c: _kill(c, "postgres", signal.SIGKILL),
-            why_no_alert=KILL_NO_ALERT,
+            expected_alerts=DATABASE_ERRORS,
         ),
         Scenario(
             "postgres-restart",
             "an immediate restart of PostgreSQL (pg_ctl stop -m immediate, then start)",
             _postgres_restart,
-            why_no_alert="down for about a second: shorter than every rule's `for: 1m`",
+            expected_alerts=DATABASE_ERRORS,
         ),
         Scenario(
             "postgres-pause",
@@ -183,14 +188,19 @@ SCENARIOS: dict[str, Scenario] = {
             "pgbouncer-kill",
             "kill -9 of PgBouncer; the supervisor starts it",
             lambda c: _kill(c, "pgbouncer", signal.SIGKILL),
-            why_no_alert=KILL_NO_ALERT,
+            expected_alerts=DATABASE_ERRORS,
         ),
         Scenario(
             "pgbouncer-pause",
             "PgBouncer PAUSE for 8 s then RESUME, three times",
             _pause_resume,
             fault_seconds=30,
-            expected_alerts=("SlowQueriesFinished", "PgBouncerServerPoolSaturated"),
+            # query_wait_timeout is 1 s: a paused pool fails queries rather than slowing them.
+            expected_alerts=(
+                "SlowQueriesFinished",
+                "PgBouncerServerPoolSaturated",
+                *DATABASE_ERRORS,
+            ),
         ),
         Scenario(
             "pgbouncer-reconnect",
@@ -216,7 +226,7 @@ SCENARIOS: dict[str, Scenario] = {
             lambda c: c.proxy.set_mode(Mode.RESET),
             lambda c: c.proxy.set_mode(Mode.PASS),
             fault_seconds=15,
-            why_no_alert="15 s of failures: shorter than the error-rate rules' `for: 1m`",
+            expected_alerts=DATABASE_ERRORS,
         ),
         Scenario(
             "net-blackhole",
@@ -224,7 +234,7 @@ SCENARIOS: dict[str, Scenario] = {
             lambda c: c.proxy.set_mode(Mode.BLACKHOLE),
             lambda c: c.proxy.set_mode(Mode.PASS),
             fault_seconds=70,
-            expected_alerts=("DatabaseErrorRate", "BotUpdateErrorRate"),
+            expected_alerts=DATABASE_ERRORS,
         ),
         Scenario(
             "net-latency",
@@ -279,7 +289,7 @@ SCENARIOS: dict[str, Scenario] = {
             "a base backup taken while PostgreSQL restarts (immediate)",
             _backup_during_restart,
             fault_seconds=20,
-            why_no_alert="down for about a second: shorter than every rule's `for: 1m`",
+            expected_alerts=DATABASE_ERRORS,
         ),
         Scenario(
             "replicas",
