@@ -62,32 +62,40 @@ def attempts(ledger: list[dict[str, Any]]) -> list[tuple[float, float, bool]]:
 def recovery_seconds(
     ledger: list[dict[str, Any]], fault_start: float, fault_end: float
 ) -> float | None:
-    """Seconds from the fault's end until updates are applied again: the first
-    acknowledgment after which no delivery failed; 0 when the fault failed none; None when
-    deliveries still failed at the end."""
+    """Seconds from the fault's end until updates are applied again: until the first
+    acknowledgment after it (a stalled database answers nothing until resumed), and if the
+    fault failed deliveries, until the first acknowledgment after which none failed; None when
+    deliveries still failed, or nothing was acknowledged, at the end."""
     tried = attempts(ledger)
-    failures = [start for start, _, ok in tried if not ok and start >= fault_start - 1]
-    if not failures:
-        return 0.0
-    last_failure = max(failures)
-    after = [end for start, end, ok in tried if ok and start > last_failure]
-    if not after:
+    acked = [end for _, end, ok in tried if ok and end >= fault_end]
+    if not acked:
         return None
-    return round(max(0.0, min(after) - fault_end), 1)
+    applied_again = min(acked)
+    failures = [start for start, _, ok in tried if not ok and start >= fault_start - 1]
+    if failures:
+        last_failure = max(failures)
+        lasting = [end for start, end, ok in tried if ok and start > last_failure]
+        if not lasting:
+            return None
+        applied_again = max(applied_again, min(lasting))
+    return round(max(0.0, applied_again - fault_end), 1)
 
 
 def backlog_cleared_seconds(
     ledger: list[dict[str, Any]], fault_end: float, outbox: list[tuple[float, int]]
 ) -> float | None:
-    """Seconds from the fault's end until every update refused meanwhile was acknowledged on
-    redelivery and the outbox had nothing due; None when either never happened."""
+    """Seconds from the fault's end until every update the fault held up (refused, or sent
+    before its end and answered after) was acknowledged and the outbox had nothing due; None
+    when either never happened."""
     cleared = fault_end
     for entry in ledger:
-        oks = [a["at"] + a["ms"] / 1000 for a in entry["attempts"] if 200 <= a["status"] < 300]
-        failed = any(not 200 <= a["status"] < 300 for a in entry["attempts"])
-        if failed:
-            if not oks:
-                return None
+        tried = entry["attempts"]
+        oks = [a["at"] + a["ms"] / 1000 for a in tried if 200 <= a["status"] < 300]
+        failed = any(not 200 <= a["status"] < 300 for a in tried)
+        if failed and not oks:
+            return None
+        stalled = bool(oks) and tried[0]["at"] < fault_end < min(oks)
+        if failed or stalled:
             cleared = max(cleared, min(oks))
     after = [(at, due) for at, due in outbox if at >= fault_end]
     if after:

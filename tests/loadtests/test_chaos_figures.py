@@ -31,8 +31,13 @@ def test_recovery_counts_from_the_faults_end_to_the_first_lasting_acknowledgment
 
 
 def test_a_fault_that_failed_nothing_recovers_at_once_and_one_never_healed_never() -> None:
-    steady = [_entry((99.0, 200)), _entry((101.0, 200))]
-    assert figures.recovery_seconds(steady, 100.0, 102.0) == 0.0
+    steady = [_entry((99.0, 200)), _entry((101.0, 200)), _entry((102.0, 200))]
+    assert figures.recovery_seconds(steady, 100.0, 102.0) == 0.1
+    # A stall (a paused database): sent during the fault, answered 3 s after its end.
+    stalled = [_entry((99.0, 200)), _entry((100.5, 200))]
+    stalled[1]["attempts"][0]["ms"] = 4500.0
+    assert figures.recovery_seconds(stalled, 100.0, 102.0) == 3.0
+    assert figures.backlog_cleared_seconds(stalled, 102.0, []) == 3.0
     broken = [_entry((101.0, 500), (102.0, 502))]
     assert figures.recovery_seconds(broken, 100.0, 101.5) is None
     assert figures.backlog_cleared_seconds(broken, 101.5, []) is None
