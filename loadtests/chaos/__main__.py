@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runner.start()
         for name in names:
-            rows.append(runner.run(SCENARIOS[name]))
+            rows.append(runner.run_safely(SCENARIOS[name]))
             print(figures.HEADER)
             for row in rows:
                 print(figures.table_line(row), flush=True)

@@ -152,6 +152,11 @@ def row(
     )
 
 
+def broken(scenario: str, error: str) -> Row:
+    """The row of a scenario that could not run to its end."""
+    return Row(scenario, 0, 0, 0, 0, 0, None, None, [], None, False, {"problems": [error]})
+
+
 HEADER = (
     f"{'scenario':<22}{'sent':>6}{'lost':>6}{'twice':>6}{'rep2x':>6}{'replost':>8}"
     f"{'recov s':>9}{'backlog s':>10}  {'expected':<9}{'passed':<7}alerts"

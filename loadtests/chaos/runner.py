@@ -23,7 +23,7 @@ from typing import Any
 
 from infra.processes import Supervised
 from infra.stack import LocalStack
-from infra.stack_state import HOST, Ports, StackState
+from infra.stack_state import HOST, Ports
 from infra.supervisor import Component
 from loadtests.accounting import account, read_ledger
 from loadtests.chaos import figures
@@ -57,7 +57,6 @@ class Context:
     stack: LocalStack
     endpoints: dict[str, str]
     environment: dict[str, str]
-    psql: str
     proxy: Proxy
     admin_key: str
     components: dict[str, Component]
@@ -150,12 +149,10 @@ class Runner:
         self.endpoints = self.stack.up()
         self.environment = env_file(self.stack.paths.env)
         self.admin_key = seed(self.endpoints, self.environment, f"chaos-{self.run_dir.name}")
-        state = StackState.load(self.stack.paths.state)
         self.context = Context(
             self.stack,
             self.endpoints,
             self.environment,
-            str(state.psql),
             self.proxy,
             self.admin_key,
             {c.name: c for c in self.stack.supervised()},
@@ -165,6 +162,14 @@ class Runner:
         if stack_too:
             self.stack.down()
         self.proxy.stop()
+
+    def run_safely(self, scenario: Scenario) -> figures.Row:
+        """run(), a scenario that broke down being a failed row, and the next one runs."""
+        try:
+            return self.run(scenario)
+        except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as error:
+            print(f"  FAILED: {scenario.name} broke down: {error}", flush=True)
+            return figures.broken(scenario.name, f"{type(error).__name__}: {error}")
 
     def run(self, scenario: Scenario) -> figures.Row:
         print(f"\n== {scenario.name}: {scenario.summary}", flush=True)

@@ -13,6 +13,7 @@ one that must not fire."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -23,6 +24,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import asyncpg
 
 from loadtests.chaos.proxy import Mode
 
@@ -54,21 +57,25 @@ def _kill(context: Context, name: str, sig: signal.Signals) -> None:
     os.kill(pid, sig)
 
 
-def _bouncer_admin(context: Context, command: str) -> None:
-    """A command on PgBouncer's admin console (simple queries only: psql, not a driver)."""
-    subprocess.run(
-        [
-            context.psql,
-            "--no-psqlrc",
-            "-q",
-            context.endpoints["pgbouncer_admin_dsn"],
-            "-c",
-            command,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
+def _drop_server_connections(context: Context) -> None:
+    """What PgBouncer's RECONNECT does, abruptly: every server connection of the app's role
+    closed under PgBouncer, which opens new ones (the local PgBouncer has no admin user for
+    its console, only a stats user, so the command itself cannot be sent)."""
+    dropped = asyncio.run(_terminate_app_backends(context.endpoints["postgres_dsn"]))
+    context.note(f"{dropped} server connections of the app role closed")
+
+
+async def _terminate_app_backends(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = 'app' AND pid <> pg_backend_pid()) AS dropped"
+            )
+        )
+    finally:
+        await connection.close()
 
 
 def _telegram_fault(context: Context, body: dict[str, Any] | None) -> None:
@@ -84,11 +91,12 @@ def _telegram_fault(context: Context, body: dict[str, Any] | None) -> None:
 
 
 def _pause_resume(context: Context) -> None:
-    """PAUSE then RESUME, three times: each pause 8 s, past the pool's 5 s wait."""
+    """PAUSE then RESUME, three times, each pause 8 s: PgBouncer's SIGUSR1 and SIGUSR2 (its
+    console's PAUSE and RESUME; the local PgBouncer has no admin user for the console)."""
     for _ in range(3):
-        _bouncer_admin(context, "PAUSE")
+        _kill(context, "pgbouncer", signal.SIGUSR1)
         time.sleep(8)
-        _bouncer_admin(context, "RESUME")
+        _kill(context, "pgbouncer", signal.SIGUSR2)
         time.sleep(2)
 
 
@@ -197,7 +205,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "pgbouncer-pause",
-            "PgBouncer PAUSE for 8 s then RESUME, three times",
+            "PgBouncer PAUSE for 8 s then RESUME (SIGUSR1, SIGUSR2), three times",
             _pause_resume,
             fault_seconds=30,
             # query_wait_timeout is 1 s: a paused pool fails queries rather than slowing them.
@@ -209,8 +217,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "pgbouncer-reconnect",
-            "PgBouncer RECONNECT: every server connection closed and opened anew",
-            lambda c: _bouncer_admin(c, "RECONNECT"),
+            "PgBouncer's server connections all closed and opened anew (as RECONNECT)",
+            _drop_server_connections,
             why_no_alert="no request fails: nothing to alert on",
         ),
         Scenario(
