@@ -1,4 +1,5 @@
-"""`make chaos` end to end, a short subset for CI: the bot and PgBouncer killed with kill -9
+"""`make chaos` end to end, a short subset for CI: PgBouncer killed with kill -9 and PostgreSQL
+restarted (immediate)
 under Telegram-like load, each scenario's thresholds asserted from chaos.json (a few minutes:
 the stack of its own is most of it)."""
 
@@ -15,7 +16,7 @@ import pytest
 from loadtests.chaos.figures import KEYS
 
 REPO = Path(__file__).resolve().parents[2]
-SUBSET = ("pgbouncer-kill", "bot-kill")
+SUBSET = ("pgbouncer-kill", "postgres-restart")
 # Its own stack beside the test suite's (whose ports end at base+2099, nothing near +50's).
 PORT_BASE = int(os.environ.get("TEST_STACK_PORT_BASE", "25530")) + 50
 PROXY_PORT = int(os.environ.get("TEST_CHAOS_PROXY_PORT", str(PORT_BASE + 2090)))
@@ -65,4 +66,4 @@ def test_the_quick_chaos_scenarios_lose_nothing_and_recover(tmp_path: Path) -> N
         assert row["passed"] is True, (row, output)
     assert result.returncode == 0, output
     page = (reports[0].parent / "index.html").read_text()
-    assert "bot-kill" in page and "PASSED" in page
+    assert "pgbouncer-kill" in page and "PASSED" in page
