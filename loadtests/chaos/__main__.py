@@ -89,7 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = args.reports / stamp
-    run_dir.mkdir(parents=True)
+    args.reports.mkdir(parents=True, exist_ok=True)
+    for suffix in range(2, 100):  # two runs started within the same second
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            run_dir = args.reports / f"{stamp}-{suffix}"
     settings = Settings(
         args.state_dir,
         args.port_base,
