@@ -124,7 +124,7 @@ class Runner:
     def __init__(self, settings: Settings, run_dir: Path) -> None:
         self.settings = settings
         self.run_dir = run_dir
-        self.secret = os.urandom(24).hex()
+        self.secret = _secret(settings.state_dir)
         ports = Ports(settings.port_base)
         self.proxy = Proxy(settings.proxy_port, [ports.pgbouncer])
         self.stack = LocalStack(
@@ -340,6 +340,20 @@ class Runner:
         print(f"  starting a second bot replica on {webhook} ...", flush=True)
         replica.start_like(launch)
         return replica
+
+
+def _secret(state_dir: Path) -> str:
+    """The webhook's secret token, kept with the chaos stack: a run finding the stack up
+    (its bot already started with the secret) must send the same one."""
+    path = state_dir / "chaos-webhook-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        secret = os.urandom(24).hex()
+        path.write_text(secret + "\n")
+        path.chmod(0o600)
+        return secret
 
 
 def _webhook_counts(directory: Path) -> tuple[float, float]:
