@@ -198,6 +198,7 @@ class Runner:
             if balancer is not None:
                 balancer.stop()
             if replica is not None:
+                self._replica_share(replica)
                 replica.stop()
         self._drain()
         ledger = read_ledger(directory / "ledger.jsonl")
@@ -317,6 +318,24 @@ class Runner:
                 return still
             print(f"  waiting for {', '.join(still)} to resolve ...", flush=True)
             time.sleep(5)
+
+    def _replica_share(self, replica: Supervised) -> None:
+        """How many updates the second replica handled: the balancer must have spread them."""
+        url = replica.health_url.replace("/health/live", "/metrics")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                text = reply.read().decode()
+        except (urllib.error.URLError, OSError) as error:
+            self.context.fail(f"the second replica's metrics could not be read: {error}")
+            return
+        handled = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("bot_updates_total{") and 'outcome="handled"' in line
+        )
+        self.context.note(f"the second replica handled {handled:.0f} updates")
+        if handled == 0:
+            self.context.fail("the second replica handled no update: nothing was spread")
 
     def _second_replica(self) -> Supervised:
         """A second bot process, started as the stack started the first (same settings,
