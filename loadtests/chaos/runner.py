@@ -167,7 +167,7 @@ class Runner:
         """run(), a scenario that broke down being a failed row, and the next one runs."""
         try:
             return self.run(scenario)
-        except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as error:
+        except Exception as error:
             print(f"  FAILED: {scenario.name} broke down: {error}", flush=True)
             return figures.broken(scenario.name, f"{type(error).__name__}: {error}")
 

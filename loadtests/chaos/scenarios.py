@@ -13,7 +13,6 @@ one that must not fire."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -25,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-
+from infra.stack_state import StackState
+from infra.system import probe
 from loadtests.chaos.proxy import Mode
+from services.core.os_user import ServiceUser
 
 if TYPE_CHECKING:
     from loadtests.chaos.runner import Context
@@ -60,22 +60,32 @@ def _kill(context: Context, name: str, sig: signal.Signals) -> None:
 def _drop_server_connections(context: Context) -> None:
     """What PgBouncer's RECONNECT does, abruptly: every server connection of the app's role
     closed under PgBouncer, which opens new ones (the local PgBouncer has no admin user for
-    its console, only a stats user, so the command itself cannot be sent)."""
-    dropped = asyncio.run(_terminate_app_backends(context.endpoints["postgres_dsn"]))
-    context.note(f"{dropped} server connections of the app role closed")
-
-
-async def _terminate_app_backends(dsn: str) -> int:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return int(
-            await connection.fetchval(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE usename = 'app' AND pid <> pg_backend_pid()) AS dropped"
-            )
-        )
-    finally:
-        await connection.close()
+    its console, only a stats user, so the command itself cannot be sent). Closed by the
+    cluster's superuser over its socket (peer authentication)."""
+    state = StackState.load(context.stack.paths.state)
+    sql = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE usename = 'app' AND pid <> pg_backend_pid()"
+    )
+    done = probe(
+        [
+            state.psql,
+            "--no-psqlrc",
+            "-At",
+            "-h",
+            context.stack.paths.run,
+            "-p",
+            str(state.ports.postgres),
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+        user=ServiceUser.detect(),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"closing the server connections failed: {done.stderr.strip()}")
+    context.note(f"{done.stdout.strip()} server connections of the app role closed")
 
 
 def _telegram_fault(context: Context, body: dict[str, Any] | None) -> None:
