@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 STATE_DIR ?= .stack
 
 .PHONY: help install up down secrets deploy-test status test test-fast lint format bench-db migrate \
-	backup restore drill offsite-backup disaster-drill bench-backup admin-key bench-admin bench-bot loadtest botstack
+	backup restore drill offsite-backup disaster-drill bench-backup admin-key bench-admin bench-bot loadtest chaos botstack
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ secrets: ## compose's secrets and .env: BOT_TOKEN=... ALERT_CHAT_ID=... TLS_DOMA
 deploy-test: install ## compose.yaml on a real Docker engine: build, up --wait, the checks (tests/deploy), teardown
 	UV="$(UV)" $(UV) run python -m infra.deploy_test $(DEPLOY_TEST_ARGS)
 
-status: ## show what is running and where
+status: ## show what is running and where, with restarts and the last exit reason
 	$(UV) run python -m infra.stack status --state-dir $(STATE_DIR)
 
 # The settings of the running local stack, for the commands that act on it.
@@ -123,6 +123,10 @@ bench-backup: install ## base-backup throughput, restore time and data at risk o
 PROFILE ?= standard
 loadtest: install ## Locust against the stack inside the 2 GB limits: PROFILE=smoke|standard|soak|capacity [CPUS=1]
 	$(UV) run python -m loadtests.run --profile $(PROFILE) $(if $(CPUS),--cpus $(CPUS)) $(LOADTEST_ARGS)
+
+SCENARIO ?= all
+chaos: install ## fault injection under load, with figures: SCENARIO=name[,name] (default all); CHAOS_ARGS="--list"
+	$(UV) run python -m loadtests.chaos --scenario $(SCENARIO) $(CHAOS_ARGS)
 
 # The operator's CLI (docs/cli.md) on the local stack: `make botstack ARGS="stats --json"`.
 botstack: install ## the operator CLI on the local stack: make botstack ARGS="health" (see docs/cli.md)

@@ -272,6 +272,33 @@ def _cpu_list(text: str) -> list[int]:
     return cpus
 
 
+def groups_of(pid: int) -> dict[str, str] | None:
+    """The memory, cpuacct and cpuset groups of a process (paths under their roots, by
+    controller), None when it is in no memory group of its own or cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    found: dict[str, str] = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for controller in ("memory", "cpuacct", "cpuset"):
+            if controller in controllers.split(","):
+                found[controller] = path
+    if "memory" not in found or found["memory"] == _own_group("memory"):
+        return None
+    return found
+
+
+@contextmanager
+def born_in_groups_of(groups: dict[str, str] | None) -> Iterator[None]:
+    """Within the block, processes this one starts are born in those groups (groups_of)."""
+    roots = {"memory": MEMORY_ROOT, "cpuacct": CPUACCT_ROOT, "cpuset": CPUSET_ROOT}
+    paths = [roots[c] / path.lstrip("/") for c, path in (groups or {}).items() if path != "/"]
+    with _inside(*(path for path in paths if path.is_dir())):
+        yield
+
+
 def _own_group(controller: str) -> str:
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)

@@ -163,8 +163,9 @@ class PgBouncerServer:
                 log.warning(
                     "%s: still busy after %.0f s, killing it", self.name, STOP_TIMEOUT_SECONDS
                 )
-                os.kill(pid, signal.SIGKILL)
+                # Its pidfile first: the supervisor takes a pidfile left behind for a crash.
                 self.paths.pidfile(self.name).unlink(missing_ok=True)
+                os.kill(pid, signal.SIGKILL)
                 return
             time.sleep(0.1)
 

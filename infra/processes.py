@@ -6,6 +6,7 @@ theirs). A port another program holds is refused by name before anything starts.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -17,10 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra.service_runtime import REPO_ROOT, Account
 from infra.stack_state import HOST
-from infra.system import StackError, shown
+from infra.system import StackError, shown, write_file
 
 log = logging.getLogger("infra.stack")
 
@@ -50,10 +52,9 @@ class Supervised:
         """The pid of this process; None for a stale pidfile or a reused pid."""
         try:
             pid = int(self.pidfile.read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
             return None
-        return pid if self.marker.encode() in cmdline else None
+        return pid if _runs(pid, self.marker) else None
 
     def healthy(self) -> bool:
         try:
@@ -85,23 +86,50 @@ class Supervised:
         env = dict(env)
         if account is not None:
             env["HOME"] = account.home  # root's is unreadable to it; libraries look there
+        launch = {
+            "argv": [str(part) for part in argv],
+            "env": env,
+            "cwd": str(cwd),
+            "uid": account.uid if account else None,
+            "gid": account.gid if account else None,
+        }
+        # How it was started, for the supervisor to start it again the same way (infra/
+        # supervisor.py); only root reads it, since the environment holds secrets.
+        write_file(self.launchfile, json.dumps(launch) + "\n", 0o600)
+        with placement(self.name):
+            self._spawn(launch)
+
+    def start_like(self, launch: dict[str, Any]) -> None:
+        """Start it as another was started (launch: that one's launch file, edited)."""
+        write_file(self.launchfile, json.dumps(launch) + "\n", 0o600)
+        self._spawn(launch)
+
+    def relaunch(self) -> None:
+        """Start it again as it was last started (the supervisor's restart)."""
+        self._spawn(json.loads(self.launchfile.read_text()))
+
+    @property
+    def launchfile(self) -> Path:
+        return self.pidfile.with_suffix(".launch.json")
+
+    def _spawn(self, launch: dict[str, Any]) -> None:
         # The log is opened here and handed over: the process's user need not write to it.
         fd = os.open(self.logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(fd, 0o600)
+        uid, gid = launch["uid"], launch["gid"]
         try:
-            with placement(self.name):
-                process = subprocess.Popen(
-                    [str(part) for part in argv],
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=fd,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # not killed with the terminal that ran `make up`
-                    user=account.uid if account else None,
-                    group=account.gid if account else None,
-                    extra_groups=[] if account else None,
-                )
+            process = subprocess.Popen(
+                launch["argv"],
+                cwd=launch["cwd"],
+                env=launch["env"],
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # not killed with the terminal that ran `make up`
+                user=uid,
+                group=gid,
+                extra_groups=[] if uid is not None else None,
+            )
         finally:
             os.close(fd)
         self.pidfile.write_text(f"{process.pid}\n")
@@ -113,19 +141,31 @@ class Supervised:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        """Stop it on purpose: its pidfile goes first, which tells the supervisor that this
+        exit is no crash (compose's `unless-stopped`)."""
         pid = self.pid()
+        self.pidfile.unlink(missing_ok=True)
         if pid is None:
-            self.pidfile.unlink(missing_ok=True)
             return
         log.info("%s: stopping ...", self.name)
         os.kill(pid, signal.SIGTERM)  # each finishes its in-flight work on SIGTERM
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        while self.pid() is not None:
+        while _runs(pid, self.marker):
             if time.monotonic() > deadline:
                 log.warning("%s: still running after SIGTERM, killing it", self.name)
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.1)
-        self.pidfile.unlink(missing_ok=True)
+
+    def stopped_on_purpose(self) -> bool:
+        return not self.pidfile.exists()
+
+
+def _runs(pid: int, marker: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return marker.encode() in cmdline
 
 
 def port_holder(port: int) -> str | None:

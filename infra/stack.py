@@ -8,6 +8,7 @@ load tests.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -15,12 +16,16 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
+import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -36,6 +41,7 @@ from infra.processes import Placement, unplaced
 from infra.seaweedfs import BUCKET, ObjectStore
 from infra.service_runtime import Runtime, prepare_runtime
 from infra.stack_state import HOST, Bouncer, Credentials, Layout, Ports, StackState
+from infra.supervisor import Component, read_records
 from infra.system import Apt, StackError, file_lock, run, shown, write_file
 from services.core.os_user import NoServiceUser, ServiceUser
 from services.telegram_api.settings import DEV_TOKEN
@@ -49,6 +55,8 @@ DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
 DEFAULT_PORT_BASE = 25430
 # Linux limits a unix socket path (sun_path) to 107 bytes.
 SOCKET_PATH_MAX = 107
+# Its imports alone take half a minute on a busy 2-core machine.
+SUPERVISOR_READY_SECONDS = 120.0
 LEGACY_ENDPOINTS = (
     "pgbouncer_legacy_dsn",
     "pgbouncer_legacy_admin_dsn",
@@ -164,6 +172,7 @@ class LocalStack:
             )
             for key, url in monitoring.urls().items():
                 self._add_endpoint(key, url)
+            self._start_supervisor()
             return self.endpoints()
 
     def down(self, purge: bool = False) -> None:
@@ -176,6 +185,7 @@ class LocalStack:
             return
         with file_lock(self.paths.lock):
             state = StackState.load(self.paths.state)
+            self._stop_supervisor()  # first: what stops next stays stopped
             Monitoring(self.paths, state.ports).stop()
             for service in reversed(self._app_services(state)):
                 service.stop()
@@ -261,6 +271,41 @@ class LocalStack:
             address = process.health_url.split("//", 1)[1].split("/", 1)[0]
             detail = process.program + _pid_note(pid)
             components.append(ComponentStatus(process.name, address, pid is not None, detail))
+        pid = self._supervisor_pid()
+        components.append(
+            ComponentStatus("supervisor", "-", pid is not None, "infra.supervisor" + _pid_note(pid))
+        )
+        records = read_records(self.paths.run / "supervision.json")
+        return [_with_restarts(c, records.get(c.name)) for c in components]
+
+    def supervised(self) -> list[Component]:
+        """Every component the supervisor restarts when it dies (infra/supervisor.py)."""
+        state = StackState.load(self.paths.state)
+        postgres = PostgresServer(self.paths, self._user, state)
+        pgdata_pid = self.paths.pgdata / "postmaster.pid"
+        components = [
+            Component(
+                "postgres",
+                lambda: _postmaster(pgdata_pid),  # pg_ctl status, without a process per look
+                _gone(pgdata_pid),  # pg_ctl stop removes it; a crash does not
+                lambda: _start_postgres_again(postgres),
+            )
+        ]
+        for bouncer in self._bouncers(state):
+            pidfile = self.paths.pidfile(bouncer.name)
+            components.append(
+                Component(
+                    bouncer.name,
+                    bouncer.pid,
+                    _gone(pidfile),  # its shutdown removes it
+                    bouncer.start,
+                )
+            )
+        processes = [service.process for service in self._app_services(state)]
+        processes += Monitoring(self.paths, state.ports).processes()
+        components += [
+            Component(p.name, p.pid, p.stopped_on_purpose, p.relaunch) for p in processes
+        ]
         return components
 
     def _object_store(self) -> ObjectStore | None:
@@ -297,6 +342,52 @@ class LocalStack:
             **store.settings(),
             "BACKUP_SERVICE_OFFSITE_PASSPHRASE_FILE": str(passphrase),
         }
+
+    def _supervisor_pid(self) -> int | None:
+        try:
+            pid = int((self.paths.run / "supervisor.pid").read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if b"infra.supervisor" in cmdline else None
+
+    def _start_supervisor(self) -> None:
+        if self._supervisor_pid() is not None:
+            return
+        log_file = self.paths.logs / "supervisor.log"
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "infra.supervisor", "--state-dir", str(self.paths.root)],
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            os.close(fd)
+        (self.paths.run / "supervisor.pid").write_text(f"{process.pid}\n")
+        # Until its first look, a process that died would be restarted without its reason.
+        deadline = time.monotonic() + SUPERVISOR_READY_SECONDS
+        records = self.paths.run / "supervision.json"
+        while read_records(records).get("supervisor", {}).get("pid") != process.pid:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"the supervisor failed to start; see {shown(log_file)}")
+            time.sleep(0.2)
+        log.info("supervisor: watching every component (pid %d)", process.pid)
+
+    def _stop_supervisor(self) -> None:
+        pid = self._supervisor_pid()
+        (self.paths.run / "supervisor.pid").unlink(missing_ok=True)
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and _alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
 
     def _bouncers(self, state: StackState) -> list[PgBouncerServer]:
         return [PgBouncerServer(self.paths, self._user, b) for b in state.bouncers]
@@ -477,6 +568,45 @@ def _install_copy(source: Path, copy: Path) -> None:
     temp = copy.with_name(f".{copy.name}.tmp")
     shutil.copy2(source, temp)
     os.replace(temp, copy)  # works even while the old copy is running
+
+
+def _start_postgres_again(postgres: PostgresServer) -> None:
+    """After a crash: pg_ctl takes a killed postmaster that is not yet reaped (a zombie) for
+    a running one, and would start nothing."""
+    if postgres.pid() is not None:
+        raise StackError("the killed postmaster has not been reaped yet")
+    postgres.start(reload=False)
+
+
+def _postmaster(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if name in ("postgres", "postmaster") and _alive(pid) else None
+
+
+def _gone(pidfile: Path) -> Callable[[], bool]:
+    """Stopped on purpose: a clean shutdown removes the pidfile, a crash leaves it."""
+    return lambda: not pidfile.exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def _with_restarts(component: ComponentStatus, record: dict[str, Any] | None) -> ComponentStatus:
+    if not record or not record.get("restarts"):
+        return component
+    detail = (
+        f"{component.detail}; restarts {record['restarts']}, last exit: {record['last_exit']} "
+        f"at {record['last_exit_at']}"
+    )
+    return dataclasses.replace(component, detail=detail)
 
 
 def _pid_note(pid: int | None) -> str:

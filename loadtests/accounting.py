@@ -1,7 +1,7 @@
 """After a load run: every update Locust delivered and the webhook acknowledged, checked
 against the database (its effect present, exactly once), and every text the stand-in
 delivered checked against what the bot logged as said (more delivered than said is a reply
-sent twice)."""
+sent twice, fewer a reply lost)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ class Accounting:
     replies_delivered: int = 0
     replies_logged: int = 0
     replies_sent_twice: int = 0
+    # Logged as said but never delivered: the known window between the commit and the send
+    # (a process killed between them), counted rather than hidden.
+    replies_lost: int = 0
     lost_examples: list[str] = field(default_factory=list)
     twice_examples: list[str] = field(default_factory=list)
 
@@ -122,6 +125,8 @@ async def account(
         if delivered > said:
             result.replies_sent_twice += delivered - said
             _example(result.twice_examples, f"chat {chat}: {delivered} texts, {said} logged")
+        elif said > delivered:
+            result.replies_lost += said - delivered
     return result
 
 

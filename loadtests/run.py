@@ -194,7 +194,7 @@ class Run:
         sampler = Sampler(source, self.cgroups if self.enforced else None)
         sampler.start()
         try:
-            environment = _env_file(stack.paths.env)
+            environment = env_file(stack.paths.env)
             key = self._seed(endpoints, environment)
             plan = {
                 "profile": dataclasses.asdict(self.profile),
@@ -212,10 +212,10 @@ class Run:
             self._locust(plan, bot_url, sampler, environment, placement)
             ended = time.time()
             self._drain(endpoints["postgres_dsn"])
-            texts = _control_get(endpoints["telegram_api_url"], "texts-delivered")
+            texts = control_get(endpoints["telegram_api_url"], "texts-delivered")
             ledger = read_ledger(self.run_dir / "ledger.jsonl")
             counts = asyncio.run(account(ledger, endpoints["postgres_dsn"], texts))
-            violations = _control_get(endpoints["telegram_api_url"], "violations")
+            violations = control_get(endpoints["telegram_api_url"], "violations")
             if violations:
                 self.notes.append(
                     f"the stand-in saw {len(violations)} invalid Bot API calls, e.g. "
@@ -263,43 +263,7 @@ class Run:
     # 2. seed --------------------------------------------------------------------------
 
     def _seed(self, endpoints: dict[str, str], environment: dict[str, str]) -> str:
-        """An admin API key for the staff users, and a product for /buy."""
-        created = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "services.admin_api.keys",
-                "create",
-                "--role",
-                "admin",
-                "--name",
-                f"load-{self.run_dir.name}",
-            ],
-            env={**os.environ, **environment},
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if created.returncode != 0:
-            raise StackError(f"could not make an admin API key: {created.stderr.strip()}")
-        key = created.stdout.strip().splitlines()[-1]
-        admin = endpoints["admin_api_url"]
-        products = _admin(admin, key, "GET", "/products")
-        if not any(p.get("active", True) for p in products):
-            _admin(
-                admin,
-                key,
-                "POST",
-                "/products",
-                {
-                    "code": "credits-10",
-                    "title": "10 credits",
-                    "price_stars": 10,
-                    "credits": 10,
-                },
-            )
-        return key
+        return seed(endpoints, environment, f"load-{self.run_dir.name}")
 
     # 3. Locust ------------------------------------------------------------------------
 
@@ -311,26 +275,7 @@ class Run:
         environment: dict[str, str],
         placement: Placement,
     ) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(REPO / "loadtests" / "locustfile.py"),
-            "--headless",
-            "--host",
-            bot_url,
-            "--html",
-            str(self.run_dir / "locust.html"),
-            "--csv",
-            str(self.run_dir / "locust"),
-            "--csv-full-history",
-            "--stop-timeout",
-            "30",
-            "--loglevel",
-            "WARNING",
-            "--only-summary",
-        ]
+        command = locust_command(self.run_dir, bot_url)
         with (self.run_dir / "locust.log").open("w") as output, self._outside():
             locust = subprocess.Popen(
                 command,
@@ -417,11 +362,11 @@ class Run:
         """Wait for the outbox to send what is due (what the spike deferred; reminders of
         bookings are due later), or for the drain to run out."""
         deadline = time.time() + self.profile.drain_seconds
-        pending = asyncio.run(_outbox_pending(dsn))
+        pending = asyncio.run(outbox_pending(dsn))
         while pending and time.time() < deadline:
             print(f"draining: {pending} outbox messages still to send ...", flush=True)
             time.sleep(5)
-            pending = asyncio.run(_outbox_pending(dsn))
+            pending = asyncio.run(outbox_pending(dsn))
         if pending:
             self.notes.append(f"{pending} outbox messages were still waiting after the drain")
 
@@ -698,7 +643,71 @@ def _tail_rows(path: Path, size: int = 32 * 1024) -> list[dict[str, str]]:
     return list(csv.DictReader([header, *lines[cut:]]))  # the first line read may be cut
 
 
-def _env_file(path: Path) -> dict[str, str]:
+def seed(endpoints: dict[str, str], environment: dict[str, str], name: str) -> str:
+    """An admin API key for the staff users, and a product for /buy."""
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.admin_api.keys",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            name,
+        ],
+        env={**os.environ, **environment},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise StackError(f"could not make an admin API key: {created.stderr.strip()}")
+    key = created.stdout.strip().splitlines()[-1]
+    admin = endpoints["admin_api_url"]
+    products = _admin(admin, key, "GET", "/products")
+    if not any(p.get("active", True) for p in products):
+        _admin(
+            admin,
+            key,
+            "POST",
+            "/products",
+            {
+                "code": "credits-10",
+                "title": "10 credits",
+                "price_stars": 10,
+                "credits": 10,
+            },
+        )
+    return key
+
+
+def locust_command(run_dir: Path, host: str) -> list[str]:
+    """Locust headless against the bot at host, its reports and CSV history in run_dir."""
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(REPO / "loadtests" / "locustfile.py"),
+        "--headless",
+        "--host",
+        host,
+        "--html",
+        str(run_dir / "locust.html"),
+        "--csv",
+        str(run_dir / "locust"),
+        "--csv-full-history",
+        "--stop-timeout",
+        "30",
+        "--loglevel",
+        "WARNING",
+        "--only-summary",
+    ]
+
+
+def env_file(path: Path) -> dict[str, str]:
     environment = {}
     for line in path.read_text().splitlines():
         key, _, value = line.partition("=")
@@ -718,12 +727,12 @@ def _admin(base: str, key: str, method: str, path: str, body: dict[str, Any] | N
         return json.load(reply)
 
 
-def _control_get(base: str, path: str) -> Any:
+def control_get(base: str, path: str) -> Any:
     with urllib.request.urlopen(f"{base}/__control/{path}", timeout=30) as reply:
         return json.load(reply)["result"]
 
 
-async def _outbox_pending(dsn: str) -> int:
+async def outbox_pending(dsn: str) -> int:
     connection = await asyncpg.connect(dsn)
     try:
         return int(

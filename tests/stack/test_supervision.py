@@ -1,0 +1,54 @@
+"""Supervision in the local stack (infra/supervisor.py), as compose's `restart:
+unless-stopped`: a service that dies is started again, and `status` says how often and why."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import urllib.request
+
+from infra.app_services import APP_SERVICES, AppServiceProcess
+from infra.stack import LocalStack
+from infra.stack_state import Ports
+from infra.supervisor import read_records
+
+RESTART_TIMEOUT = 120.0  # a Python service's imports alone take half a minute on a busy machine
+
+
+def _admin_api(stack: LocalStack) -> AppServiceProcess:
+    service = next(s for s in APP_SERVICES if s.name == "admin-api")
+    return AppServiceProcess(stack.paths, Ports(stack.port_base), service)
+
+
+def test_a_killed_service_comes_back_and_status_says_why(stack: LocalStack) -> None:
+    process = _admin_api(stack)
+    before = read_records(stack.paths.run / "supervision.json").get("admin-api", {})
+    pid = process.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + RESTART_TIMEOUT
+    while (new := process.pid()) in (None, pid) or not process.process.healthy():
+        assert time.monotonic() < deadline, "admin-api was not restarted"
+        time.sleep(0.2)
+    with urllib.request.urlopen(process.url + "/health/live", timeout=5) as reply:
+        assert reply.status == 200
+    status = {c.name: c for c in stack.status()}["admin-api"]
+    assert status.running
+    assert f"pid {new}" in status.detail
+    restarts = before.get("restarts", 0) + 1
+    assert f"restarts {restarts}, last exit: killed by SIGKILL" in status.detail
+    supervisor = {c.name: c for c in stack.status()}["supervisor"]
+    assert supervisor.running
+
+
+def test_a_service_stopped_on_purpose_stays_stopped(stack: LocalStack) -> None:
+    process = _admin_api(stack)
+    process.stop()
+    try:
+        time.sleep(3)  # six looks of the supervisor: nothing may start it meanwhile
+        assert process.pid() is None
+        assert not {c.name: c for c in stack.status()}["admin-api"].running
+    finally:
+        process.process.relaunch()
+    assert process.pid() is not None
