@@ -29,12 +29,15 @@ def promtool() -> Path:
 
 @dataclass(frozen=True)
 class Case:
-    firing: dict[str, str]  # series -> promtool values, 15 s apart
+    firing: dict[str, str]  # series -> promtool values, `interval` apart
     labels: dict[str, str]  # of the alert that fires (severity added)
     summary: str
     idle: dict[str, str]
     at: str = "10m"
     more_idle: tuple[dict[str, str], ...] = ()
+    # Of the series and of the evaluations: an alert over days is checked every 10 minutes
+    # (every 15 s, promtool took a minute a suite).
+    interval: str = "15s"
 
 
 JOB = 'job="bot", instance="bot"'
@@ -250,20 +253,21 @@ CASES = {
     "TableGrowingWithoutRetention": Case(
         # promtool's clock starts at 0: retention last succeeded at 60 s, checked 50 h later.
         {
-            'maintenance_last_success_timestamp_seconds{task="retention"}': "60x12100",
-            'process_start_time_seconds{job="backup"}': "0x12100",
+            'maintenance_last_success_timestamp_seconds{task="retention"}': "60x300",
+            'process_start_time_seconds{job="backup"}': "0x300",
         },
         {},
         "No retention succeeded for 2d 1h 59m 0s",
-        {'maintenance_last_success_timestamp_seconds{task="retention"}': "0+15x12100"},
+        {'maintenance_last_success_timestamp_seconds{task="retention"}': "0+600x300"},
         at="50h",
         more_idle=(
             # A service started 1000 s ago that has not reached its first run (0: never).
             {
-                'maintenance_last_success_timestamp_seconds{task="retention"}': "0x12100",
-                'process_start_time_seconds{job="backup"}': "179000x12100",
+                'maintenance_last_success_timestamp_seconds{task="retention"}': "0x300",
+                'process_start_time_seconds{job="backup"}': "179000x300",
             },
         ),
+        interval="10m",
     ),
     "PostgresDown": Case(
         {'backup_postgres_up{job="backup", instance="backup"}': "1x20 0x20"},
@@ -285,10 +289,14 @@ def _series(values: dict[str, str]) -> list[dict[str, str]]:
 
 
 def _test(
-    alert: Alert, series: dict[str, str], expected: list[dict[str, dict[str, str]]], at: str
+    alert: Alert,
+    series: dict[str, str],
+    expected: list[dict[str, dict[str, str]]],
+    at: str,
+    interval: str = "15s",
 ) -> dict[str, object]:
     return {
-        "interval": "15s",
+        "interval": interval,
         "input_series": _series(series),
         "alert_rule_test": [{"eval_time": at, "alertname": alert.name, "exp_alerts": expected}],
     }
@@ -333,12 +341,12 @@ def test_alert_fires_on_its_series_and_is_silent_on_idle_and_no_data(
     }
     suite = {
         "rule_files": [str(RULES_FILE)],
-        "evaluation_interval": "15s",
+        "evaluation_interval": case.interval,
         "tests": [
-            _test(alert, case.firing, [fired], case.at),
-            _test(alert, case.idle, [], case.at),
-            *(_test(alert, idle, [], case.at) for idle in case.more_idle),
-            _test(alert, {"some_other_metric": "1x40"}, [], case.at),
+            _test(alert, case.firing, [fired], case.at, case.interval),
+            _test(alert, case.idle, [], case.at, case.interval),
+            *(_test(alert, idle, [], case.at, case.interval) for idle in case.more_idle),
+            _test(alert, {"some_other_metric": "1x40"}, [], case.at, case.interval),
         ],
     }
     path = tmp_path / "test.yml"
