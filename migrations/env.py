@@ -1,5 +1,5 @@
 """Alembic environment: async, direct to PostgreSQL as the migration role, one migrator at a
-time (a transaction-scoped advisory lock), with lock and statement timeouts so that a migration
+time (a session advisory lock), with lock and statement timeouts so that a migration
 never queues the running bot's writes behind it for long. Offline mode (`alembic upgrade
 --sql`) prints the same statements without a database: `make lint` feeds them to squawk.
 
@@ -25,9 +25,12 @@ MIGRATION_LOCK_ID = 0x626F74737461636B
 LOCK_TIMEOUT = "5s"
 STATEMENT_TIMEOUT = "60s"
 PREAMBLE = (
-    # A second migrator waits here until the first commits, then finds nothing to do (before
-    # the timeouts: waiting for the other migrator is not waiting on the bot).
-    f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})",
+    # A second migrator waits here until the first has finished, then finds nothing to do
+    # (before the timeouts: waiting for the other migrator is not waiting on the bot). The
+    # session's lock, not the transaction's: an autocommit_block's COMMIT (0004) released that
+    # one half-way, and the second migrator ran 0004 again beside the first. Closing the
+    # connection (run_online) releases it.
+    f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})",
     # For the session, not the transaction: they hold in an autocommit_block too (CREATE
     # INDEX CONCURRENTLY), on this connection of its own.
     f"SET lock_timeout = '{LOCK_TIMEOUT}'",
