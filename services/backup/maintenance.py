@@ -103,7 +103,9 @@ class Maintenance:
             "analyze": self.settings.analyze_interval_seconds,
             "vacuum": self.settings.vacuum_interval_seconds,
         }[job]
-        if last is None:
+        # A failed run is due again at once: the scheduler paces retries (RETRY_SECONDS), and
+        # waiting a whole interval left MaintenanceFailing firing for a day after one failure.
+        if last is None or not last.get("succeeded"):
             return True
         return datetime.fromisoformat(last["started_at"]) + timedelta(seconds=interval) <= now
 
