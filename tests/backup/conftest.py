@@ -88,11 +88,16 @@ async def add_flag(owner: asyncpg.Connection, key: str) -> None:
     await owner.execute("INSERT INTO feature_flags (key, description) VALUES ($1, '')", key)
 
 
-async def flags_in(context: Context, data_dir: Path, prefix: str) -> set[str]:
-    """The feature flag keys starting with prefix in a restored (stopped) data directory."""
+async def flags_in(
+    context: Context, data_dir: Path, prefix: str, *, promoted: bool = False
+) -> set[str]:
+    """The feature flag keys starting with prefix in a restored (stopped) data directory;
+    `promoted`: after its recovery to a target has ended (pgBackRest's restore)."""
     server = ScratchServer(context.settings, data_dir, context.user, keep_wal=False)
     await server.start()
     try:
+        if promoted:
+            await server.wait_promoted()
         rows = await server.query(
             f"SELECT key FROM feature_flags WHERE key LIKE '{prefix}%' ORDER BY key",
             context.settings.pg_database,

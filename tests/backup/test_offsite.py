@@ -29,10 +29,9 @@ from services.backup.errors import BackupError
 from services.backup.live import LiveServer
 from services.backup.offsite import Offsite, first_unshipped, load_state, pending
 from services.backup.offsite_jobs import offsite_backup
-from services.backup.scratch import ScratchServer
 from services.backup.settings import BackupServiceSettings
 from services.core.os_user import ServiceUser
-from tests.backup.conftest import ContextFactory, add_flag, scrape
+from tests.backup.conftest import ContextFactory, add_flag, flags_in, scrape
 from tests.conftest import TEST_PORT_BASE
 
 # weed mini's ports: its own range (TEST_OFFSITE_PORT_BASE, and the next two of 14 ports), by
@@ -123,20 +122,6 @@ def write_object(store: ObjectStore, path: str, data: bytes) -> None:
         pass
 
 
-async def restored_flags(context: Context, data_dir: Path, prefix: str) -> set[str]:
-    server = ScratchServer(context.settings, data_dir, context.user, keep_wal=False)
-    await server.start()
-    try:
-        await server.wait_promoted()
-        rows = await server.query(
-            f"SELECT key FROM feature_flags WHERE key LIKE '{prefix}%' ORDER BY key",
-            context.settings.pg_database,
-        )
-    finally:
-        await server.stop()
-    return set(rows.split())
-
-
 async def test_point_in_time_restore_from_offsite_alone_is_exact_and_encrypted(
     make_context: ContextFactory,
     stack: LocalStack,
@@ -161,7 +146,7 @@ async def test_point_in_time_restore_from_offsite_alone_is_exact_and_encrypted(
     await offsite.restore(into, target_time=target)
     auto_conf = (into / "postgresql.auto.conf").read_text()
     assert "pgbackrest" in auto_conf and str(stack.paths.wal_archive) not in auto_conf
-    assert await restored_flags(context, into, prefix) == {prefix + "before"}
+    assert await flags_in(context, into, prefix, promoted=True) == {prefix + "before"}
 
     # The objects are ciphertext: a WAL segment holding the rows, read from the bucket.
     segment = offsite.load_state().last_shipped
