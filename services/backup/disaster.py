@@ -25,7 +25,7 @@ from services.core.os_user import ServiceUser
 from services.core.schema import BackupKind, metadata
 
 from .catalogue import write_atomically
-from .drill import _check
+from .drill import _check, load_result
 from .errors import BackupError
 from .live import LiveServer
 from .offsite import Offsite
@@ -68,13 +68,7 @@ def last_disaster_drill_path(settings: BackupServiceSettings) -> Path:
 
 
 def load_last_disaster_drill(settings: BackupServiceSettings) -> DisasterDrillResult | None:
-    try:
-        data = json.loads(last_disaster_drill_path(settings).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    data["started_at"] = datetime.fromisoformat(data["started_at"])
-    known = DisasterDrillResult.__dataclass_fields__
-    return DisasterDrillResult(**{key: value for key, value in data.items() if key in known})
+    return load_result(last_disaster_drill_path(settings), DisasterDrillResult)
 
 
 async def _live_snapshot(live: LiveServer) -> tuple[datetime | None, dict[str, int]]:

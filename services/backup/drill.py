@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -56,6 +56,9 @@ class DrillResult:
         return data
 
 
+R = TypeVar("R")
+
+
 def expected_revision() -> str | None:
     return ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_current_head()
 
@@ -64,13 +67,20 @@ def last_drill_path(settings: BackupServiceSettings) -> Path:
     return settings.backup_dir / "last-drill.json"
 
 
-def load_last_drill(settings: BackupServiceSettings) -> DrillResult | None:
+def load_result(path: Path, result: type[R]) -> R | None:
+    """A drill's recorded result (its details()), None when there is none yet; keys the
+    result no longer has (an older record) are left out."""
     try:
-        data = json.loads(last_drill_path(settings).read_text())
+        data = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
     data["started_at"] = datetime.fromisoformat(data["started_at"])
-    return DrillResult(**data)
+    known = result.__dataclass_fields__  # type: ignore[attr-defined]
+    return result(**{key: value for key, value in data.items() if key in known})
+
+
+def load_last_drill(settings: BackupServiceSettings) -> DrillResult | None:
+    return load_result(last_drill_path(settings), DrillResult)
 
 
 async def drill(
