@@ -122,5 +122,5 @@ async def test_a_throttled_button_press_is_answered_so_it_stops_spinning(
     assert [call.ok for call in answers] == [True, True]
     assert "text" not in answers[0].params
     assert str(answers[1].params["text"]).startswith("You are sending messages too fast")
-    assert bot.updates("throttled", kind="callback_query") == 1
+    await eventually(lambda: bot.updates("throttled", kind="callback_query") == 1)
     assert len(server.control.calls(USER, "sendInvoice")) == 1
