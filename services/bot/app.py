@@ -77,8 +77,16 @@ def create_app(
         worker = OutboxWorker(database, bot, metrics, outbox_limits(settings), tasks)
         app.cleanup_ctx.append(_delivering(worker))
     processor = UpdateProcessor(
-        database, dispatcher, bot, throttle, worker.wake if worker else lambda: None
+        database,
+        dispatcher,
+        bot,
+        throttle,
+        worker.wake if worker else lambda: None,
+        reply_wait=settings.reply_wait_seconds,
+        api_timeout=settings.api_timeout_seconds,
     )
+    # After the updates in flight: their replies handed to the outbox settle first.
+    app.on_cleanup.append(lambda _: processor.sender.settled())
     webhook = WebhookHandler(settings.webhook_secret.get_secret_value(), bot, processor, metrics)
     app[DISPATCHER_KEY] = dispatcher
     app[PROCESSOR_KEY] = processor

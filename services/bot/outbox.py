@@ -3,9 +3,12 @@ within Telegram's rate limits, with retries.
 
 Each batch is claimed in a short transaction that moves the rows' available_at a lease into
 the future, then sent, then marked in another transaction. A bot that dies in between sends
-those rows again once the lease runs out: delivery is at least once, never lost. The outbox
-is polled (LISTEN/NOTIFY does not work through PgBouncer in transaction mode), and woken at
-once when this process queued something itself.
+those rows again once the lease runs out: delivery is at least once, never lost. A call that
+got no answer (a timeout) is the exception: Telegram may have acted on it, and it is given up,
+not made again (at most once; why in sending.py). A chat's messages go in order: one retried
+puts the chat's later ones of its batch back behind it. The outbox is polled (LISTEN/NOTIFY
+does not work through PgBouncer in transaction mode), and woken at once when this process
+queued something itself.
 
 Besides Bot API calls and notices, a row may name one of the bot's own tasks: work that must
 follow a commit (a new user's support topic, support.py). The task runs in the row's place,
@@ -28,7 +31,7 @@ from typing import Any
 import aiogram.methods
 from aiogram import Bot
 from aiogram.exceptions import (
-    TelegramAPIError,
+    AiogramError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramRetryAfter,
@@ -43,6 +46,7 @@ from services.core.repositories.outbox import NOTICE_METHOD, Claimed
 from services.core.schema import Direction
 
 from .metrics import BotMetrics
+from .telegram import in_doubt
 from .texts import Text, language_of, text
 
 log = logging.getLogger(__name__)
@@ -61,8 +65,10 @@ class OutboxLimits:
     poll_seconds: float = 1.0
     # Seconds a claimed row stays invisible to the next claim (then it is sent again).
     lease_seconds: float = 120.0
-    # Transient failures (network, Telegram's 5xx) before a message is given up.
-    max_attempts: int = 5
+    # Attempts Telegram did not take (5xx, unreachable) before a message is given up, each
+    # after twice the wait before it, at most retry_cap_seconds: about 25 minutes of failures.
+    max_attempts: int = 30
+    retry_cap_seconds: float = 60.0
     # Seconds between two readings of the outbox's depth and oldest age for /metrics.
     gauge_seconds: float = 5.0
 
@@ -187,9 +193,16 @@ class OutboxWorker:
             return await uow.outbox.claim(self._limits.batch_size, lease)
 
     async def _deliver_chat(self, messages: list[Claimed]) -> None:
-        for message in messages:
+        for position, message in enumerate(messages):
             await self._pace(message.chat_id)
-            await self._deliver(message)
+            retry_after = await self._deliver(message)
+            if retry_after is not None:
+                # The chat's later messages must not overtake it: back in line behind it.
+                later = [later.id for later in messages[position + 1 :]]
+                if later:
+                    async with self._database.unit_of_work() as uow:
+                        await uow.outbox.put_back(later, timedelta(seconds=retry_after))
+                return
 
     async def _pace(self, chat_id: int) -> None:
         """Waits for this chat's next slot and the next slot overall, and takes both."""
@@ -201,7 +214,8 @@ class OutboxWorker:
         if start > now:
             await asyncio.sleep(start - now)
 
-    async def _deliver(self, message: Claimed) -> None:
+    async def _deliver(self, message: Claimed) -> float | None:
+        """Makes the row's call; the seconds until it is due again when it is retried."""
         said = None
         result: object = None
         try:
@@ -218,18 +232,26 @@ class OutboxWorker:
                 asyncio.get_running_loop().time() + error.retry_after
             )
             await self._retry(message, error.retry_after, str(error))
+            return error.retry_after
         except TelegramForbiddenError as error:
             # Blocked by the user (or kicked from the chat): retrying cannot help.
             await self._give_up(message, str(error), deactivate=True)
         except (TelegramBadRequest, ValidationError, ValueError, NotFound, Conflict) as error:
             await self._give_up(message, str(error))
-        except TelegramAPIError as error:  # network trouble, Telegram's 5xx
-            if message.attempts >= self._limits.max_attempts:
+        except AiogramError as error:  # Telegram's 5xx, network trouble, no answer
+            if task is None and in_doubt(error):
+                # Telegram may have delivered it and has no idempotency key: at most once
+                # (services/bot/sending.py). The row says so for whoever looks.
+                await self._give_up(message, f"in doubt, not sent again: {error}")
+            elif message.attempts >= self._limits.max_attempts:
                 await self._give_up(message, str(error))
             else:
-                await self._retry(message, 2.0**message.attempts, str(error))
+                wait = min(2.0**message.attempts, self._limits.retry_cap_seconds)
+                await self._retry(message, wait, str(error))
+                return wait
         else:
             await self._sent(message, result, said)
+        return None
 
     async def _sent(self, message: Claimed, result: object, said: str | None) -> None:
         async with self._database.unit_of_work() as uow:

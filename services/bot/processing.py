@@ -7,19 +7,17 @@ redelivers the update. After it, a redelivery finds the update id recorded and d
 so a reply goes out at most once; the price is that a crash between commit and send loses
 that reply, which the user notices and repeats. The outbound message is logged in the same
 transaction (what the bot answered to this update), so the log never depends on Telegram
-being reachable. A reply Telegram refuses with 429 goes to the outbox, which sends it after
-retry_after; messages that must not be lost (staff replies, reminders) go through the outbox
-from the start.
+being reachable. A reply Telegram does not take (429, 5xx, unreachable, or no answer in a few
+seconds) goes to the outbox, never twice (sending.py); messages that must not be lost (staff
+replies, reminders) go through the outbox from the start.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import CallbackQuery, Chat, Message, Update
 from aiogram.types import User as TelegramUser
@@ -30,7 +28,8 @@ from services.core.repositories.intake import AlreadyApplied, Intake
 
 from .metrics import Outcome
 from .payments import refuse
-from .replies import Call, Replies
+from .replies import Replies
+from .sending import ReplySender
 from .texts import Text, language_of, text
 from .throttle import Throttle, Verdict
 
@@ -73,11 +72,6 @@ def _is_payment(update: Update) -> bool:
     )
 
 
-def _chat_of(call: Call) -> int | None:
-    chat_id = getattr(call, "chat_id", None)
-    return chat_id if isinstance(chat_id, int) else None
-
-
 class UpdateProcessor:
     def __init__(
         self,
@@ -85,7 +79,10 @@ class UpdateProcessor:
         dispatcher: Dispatcher,
         bot: Bot,
         throttle: Throttle,
-        outbox_queued: Callable[[], None] = lambda: None,
+        outbox_queued: Callable[[], None],
+        *,
+        reply_wait: float,
+        api_timeout: float,
     ) -> None:
         self._database = database
         self._dispatcher = dispatcher
@@ -93,6 +90,7 @@ class UpdateProcessor:
         self._throttle = throttle
         # Called after a commit that queued outbox messages (the delivery loop's wake-up).
         self._outbox_queued = outbox_queued
+        self.sender = ReplySender(database, bot, outbox_queued, reply_wait, api_timeout)
 
     async def process(self, update: Update) -> Outcome:
         """Applies the update once and sends its replies. Raises DatabaseUnavailable when the
@@ -115,7 +113,7 @@ class UpdateProcessor:
             return outcome
         if queued:
             self._outbox_queued()
-        await self._send(list(replies))
+        await self.sender.send(list(replies))
         return outcome
 
     async def attempt(self, update: Update) -> Outcome:
@@ -226,49 +224,3 @@ class UpdateProcessor:
             # Its replies are discarded: nothing is sent to a blocked user.
             await self._feed(uow, update, user_id, language, Replies(), active_ticket=False)
         return Outcome.BLOCKED
-
-    async def _send(self, calls: list[Call]) -> None:
-        for index, call in enumerate(calls):
-            try:
-                await self._bot(call)
-            except TelegramRetryAfter as error:
-                # Telegram asks to wait: this call and the ones after it (their order kept)
-                # go to the outbox, which makes them after retry_after.
-                await self._defer(calls[index:], error.retry_after)
-                return
-            except TelegramForbiddenError:
-                chat_id = _chat_of(call)
-                if chat_id is not None:
-                    await self._deactivate(chat_id)
-            except TelegramAPIError as error:
-                # Committed already: a redelivery would not resend it, so answering Telegram
-                # with an error would only cost a retry. The call counter shows the failure.
-                log.warning("%s to chat %s failed: %s", call.__api_method__, _chat_of(call), error)
-
-    async def _defer(self, calls: list[Call], retry_after: int) -> None:
-        # Logged as sent with the update already, so queued without a user id: the outbox
-        # logs only what it sends on its own account. Callback and pre-checkout answers are
-        # not deferred: Telegram forgets the query within seconds.
-        deferred = [(chat_id, call) for call in calls if (chat_id := _chat_of(call)) is not None]
-        try:
-            async with self._database.unit_of_work() as uow:
-                for chat_id, call in deferred:
-                    await uow.outbox.enqueue_call(
-                        chat_id,
-                        call.__api_method__,
-                        call.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
-                        delay=timedelta(seconds=retry_after),
-                    )
-        except DatabaseUnavailable as error:
-            log.warning("%d replies lost to a 429 and a database outage: %s", len(calls), error)
-            return
-        self._outbox_queued()
-
-    async def _deactivate(self, chat_id: int) -> None:
-        """The user blocked the bot: marked inactive (writing again reactivates them)."""
-        try:
-            async with self._database.unit_of_work() as uow:
-                # A private chat's id is its user's Telegram id.
-                await uow.users.deactivate(telegram_id=chat_id)
-        except DatabaseUnavailable as error:
-            log.warning("user of chat %s blocked the bot, not recorded: %s", chat_id, error)

@@ -66,6 +66,14 @@ class BotSettings(BaseSettings):
     # Off only where something else owns the outbox (the test suite's stack, whose tests
     # inspect and deliver outbox rows themselves).
     outbox_delivery: bool = True
+    # Seconds a Bot API request may take before it is given up: aiogram's session timeout.
+    # A request that went out and got no answer by then is in doubt (Telegram may have acted
+    # on it) and is never made again (docs/chaos.md, services/bot/sending.py).
+    api_timeout_seconds: int = Field(60, ge=1)
+    # Seconds the webhook waits on an update's replies after its commit; a reply Telegram has
+    # not answered by then is handed to the outbox, held until its request settles, so that a
+    # slow Bot API holds neither Telegram's delivery nor the chat's next update.
+    reply_wait_seconds: float = Field(5.0, gt=0)
     # Seconds SIGTERM waits for updates in flight before the server closes.
     shutdown_timeout: float = Field(30.0, gt=0)
     # Support: the staff group (a forum supergroup, id -100...) where each user's tickets get

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import (
@@ -12,6 +13,12 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import Response, TelegramMethod
 from aiogram.types import BotCommand
 
@@ -61,7 +68,9 @@ class _KeepResponseModels(BaseRequestMiddleware):
 
 
 def create_bot(settings: BotSettings, metrics: BotMetrics) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_url))
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(settings.api_url), timeout=settings.api_timeout_seconds
+    )
     session.middleware(_KeepResponseModels())
     session.middleware(_CountCalls(metrics))
     return Bot(settings.token.get_secret_value(), session=session)
@@ -73,3 +82,22 @@ async def publish_commands(bot: Bot) -> None:
         menu = [BotCommand(command=name, description=about) for name, about in commands(language)]
         # The fallback language's menu is the default for every language without its own.
         await bot.set_my_commands(menu, language_code=None if language == FALLBACK else language)
+
+
+def not_taken(error: Exception) -> bool:
+    """Telegram certainly did not act on the call, so making it again cannot make a
+    duplicate: it answered 429 or 5xx (Telegram's word that nothing was done), or no
+    connection to it was made (refused, DNS, connect timeout)."""
+    if isinstance(error, TelegramRetryAfter | TelegramServerError):
+        return True
+    unreached = aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+    return isinstance(error, TelegramNetworkError) and isinstance(error.__cause__, unreached)
+
+
+def in_doubt(error: Exception) -> bool:
+    """The request went out and no answer came (a timeout, the connection lost on the way,
+    an answer that is not the Bot API's, anything unforeseen): Telegram may have acted on
+    it. It has no idempotency key, so making it again could send it twice: never made
+    again."""
+    network = isinstance(error, TelegramNetworkError) and not not_taken(error)
+    return network or not isinstance(error, TelegramAPIError)

@@ -201,5 +201,15 @@ class OutboxRepository(Repository):
             outbox_id, available_at=sa.func.now() + after, last_error=error[:LAST_ERROR_MAX]
         )
 
+    async def put_back(self, outbox_ids: list[int], after: timedelta) -> None:
+        """Claimed rows not attempted (behind a retried one in their chat): due again `after`
+        from now, their claim's attempt not counted."""
+        await self.session.execute(
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(outbox_ids))
+            .values(available_at=sa.func.now() + after, attempts=col(OutboxMessage.attempts) - 1)
+            .execution_options(synchronize_session=False)
+        )
+
     async def give_up(self, outbox_id: int, error: str) -> None:
         await self._mark(outbox_id, status=OutboxStatus.FAILED, last_error=error[:LAST_ERROR_MAX])
