@@ -44,6 +44,14 @@ def _ratio(bad: str, total: str) -> str:
 
 # The stack's own services, as Prometheus jobs (infra/prometheus/prometheus.yml).
 SERVICES = 'job=~"bot|admin-api|backup"'
+# The bot's Bot API calls that Telegram failed (services/bot/telegram.py counts each call by
+# its result: ok or aiogram's error class): 5xx, no connection or no answer, an answer that is
+# not the Bot API's.
+API_CALLS = 'bot_telegram_api_calls_total{job="bot"}'
+TELEGRAM_FAILURES = (
+    'job="bot", result=~"TelegramServerError|RestartingTelegram|TelegramNetworkError'
+    '|ClientDecodeError"'
+)
 
 ALERTS: tuple[Alert, ...] = (
     Alert(
@@ -338,6 +346,31 @@ ALERTS: tuple[Alert, ...] = (
         "The oldest outbox message has waited {{ $value | humanizeDuration }}",
         "Is the bot running and Telegram answering (bot_telegram_api_calls_total by result)? "
         "429s slow it down; failed rows are in the outbox table.",
+    ),
+    Alert(
+        "TelegramApiErrors",
+        "10% or more of the bot's Bot API calls failed in the last "
+        f"{WINDOW}, and at least 10 of them: Telegram answered 5xx, could not be reached, or "
+        "did not answer within BOT_API_TIMEOUT_SECONDS. Users' replies are late (queued in "
+        "the outbox) or, for a call that got no answer, possibly lost. 429s (Telegram's "
+        "flow control, honoured) and refusals of one call (400, 403) are not counted.",
+        # Gated on a count, so that one timeout on a quiet night (100% of one call) pages
+        # nobody; `or vector(0)`: idle-safe.
+        _ratio(f"bot_telegram_api_calls_total{{{TELEGRAM_FAILURES}}}", API_CALLS)
+        + f" * ((sum(increase(bot_telegram_api_calls_total{{{TELEGRAM_FAILURES}}}[{WINDOW}]))"
+        " or vector(0)) >= bool 10)",
+        ">=",
+        0.1,
+        "1m",
+        "page",
+        "{{ $value | humanizePercentage }} of Bot API calls failed in the last " + WINDOW,
+        "bot_telegram_api_calls_total by method and result says which: TelegramServerError is "
+        "Telegram's 5xx (an outage on its side: nothing to fix here, wait), "
+        "TelegramNetworkError is no connection or no answer (from the bot's host: DNS, "
+        "egress firewall or proxy to api.telegram.org; `curl https://api.telegram.org`). What "
+        "Telegram did not take goes out when it answers again (bot_outbox_pending drains); "
+        "outbox rows failed with last_error 'in doubt' got no answer and are not sent again: "
+        "Telegram may have delivered them.",
     ),
     Alert(
         "TargetDown",

@@ -198,3 +198,52 @@ async def test_notices_are_worded_in_the_users_language(
         "Обращение №7 закрыто. Done.",
         "Ticket #7 is closed. Done.",
     ]
+
+
+async def test_a_message_waiting_for_its_retry_holds_its_chats_later_ones_back(
+    worker: OutboxWorker, database: Database, server: TelegramServer, owner: asyncpg.Connection
+) -> None:
+    await _queue(database, ANN, "first", "second")
+    server.control.inject_fault("sendMessage", "retry_after", chat_id=ANN, retry_after=60)
+    assert await worker.deliver_due() == 2
+    # "second" was not attempted: put back behind "first", its claim not counted.
+    rows = await owner.fetch("SELECT status::text, attempts FROM outbox ORDER BY id")
+    assert [tuple(row) for row in rows] == [("pending", 1), ("pending", 0)]
+    await _queue(database, ANN, "third")  # due at once, but behind "first"
+    await _queue(database, BOB, "hello Bob")  # another chat is not held
+    assert await worker.deliver_due() == 1
+    assert [call.params["text"] for call in server.control.calls(BOB) if call.ok] == ["hello Bob"]
+    await owner.execute("UPDATE outbox SET available_at = now() WHERE status = 'pending'")
+    assert await worker.deliver_due() == 3
+    sent = [call.params["text"] for call in server.control.calls(ANN) if call.ok]
+    assert sent == ["first", "second", "third"]
+
+
+async def test_a_5xx_is_retried_and_a_call_that_got_no_answer_is_given_up(
+    server: TelegramServer, database: Database, owner: asyncpg.Connection
+) -> None:
+    metrics = BotMetrics(CollectorRegistry())
+    settings = BotSettings(token=TOKEN, api_url=server.url, api_timeout_seconds=1)
+    bot = create_bot(settings, metrics)
+    worker = OutboxWorker(database, bot, metrics, OutboxLimits())
+    try:
+        await _queue(database, ANN, "refused, then taken")
+        server.control.inject_fault("sendMessage", "server_error", status=502)
+        assert await worker.deliver_due() == 1
+        assert await _statuses(owner) == ["pending"]  # Telegram did not take it: again later
+        await owner.execute("UPDATE outbox SET available_at = now()")
+        assert await worker.deliver_due() == 1
+        assert await _statuses(owner) == ["sent"]
+
+        await _queue(database, BOB, "taken, answered too late")
+        server.control.inject_fault("sendMessage", "delay", delay=3)
+        assert await worker.deliver_due() == 1
+        assert await _statuses(owner) == ["sent", "failed"]
+        error = await owner.fetchval("SELECT last_error FROM outbox WHERE chat_id = $1", BOB)
+        assert error.startswith("in doubt, not sent again")
+        # Telegram acted on it: delivered once, by the one request.
+        await eventually(lambda: len(server.control.calls(BOB, "sendMessage")) == 1)
+        assert await worker.deliver_due() == 0
+        assert [call.ok for call in server.control.calls(BOB, "sendMessage")] == [True]
+    finally:
+        await bot.session.close()

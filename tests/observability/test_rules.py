@@ -41,6 +41,7 @@ class Case:
 
 
 JOB = 'job="bot", instance="bot"'
+API = 'bot_telegram_api_calls_total{job="bot", instance="bot"'
 CASES = {
     "DatabasePoolSaturated": Case(
         {f"db_pool_utilization{{{JOB}}}": "0.8x40"},
@@ -230,6 +231,23 @@ CASES = {
         {},
         "The oldest outbox message has waited 10m 0s",
         {'bot_outbox_oldest_pending_age_seconds{job="bot"}': "0x40"},
+    ),
+    "TelegramApiErrors": Case(
+        {
+            f'{API}, method="sendMessage", result="TelegramServerError"}}': "0+2x40",
+            f'{API}, method="sendMessage", result="ok"}}': "0+8x40",
+        },
+        {},
+        "20% of Bot API calls failed in the last 2m",
+        # Telegram's 429s are its flow control, honoured: not failures.
+        {
+            f'{API}, method="sendMessage", result="TelegramRetryAfter"}}': "0+5x40",
+            f'{API}, method="sendMessage", result="ok"}}': "0+5x40",
+        },
+        more_idle=(
+            # A call now and then timing out on a quiet night: 100%, but of too few to page.
+            {f'{API}, method="sendMessage", result="TelegramNetworkError"}}': "0+1x40"},
+        ),
     ),
     "TargetDown": Case(
         {'up{job="bot", instance="bot"}': "1x20 0x20"},

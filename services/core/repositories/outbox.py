@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from ..notices import Notice
@@ -151,12 +152,24 @@ class OutboxRepository(Repository):
     async def claim(self, batch_size: int, lease: timedelta) -> list[Claimed]:
         """Claims up to `batch_size` due messages, oldest first: each becomes invisible to
         the next claim for `lease` (then it is due again: delivery is at least once), and
-        counts an attempt. Two bot processes never claim the same row."""
+        counts an attempt. Two bot processes never claim the same row. A message waiting to
+        be retried holds its chat's later ones back, so that a chat's messages arrive in the
+        order they were queued (a reminder scheduled for later, never attempted, holds
+        nothing)."""
+        earlier = aliased(OutboxMessage)
+        behind_a_retry = sa.exists().where(
+            col(earlier.chat_id) == col(OutboxMessage.chat_id),
+            col(earlier.id) < col(OutboxMessage.id),
+            col(earlier.status) == OutboxStatus.PENDING,
+            col(earlier.attempts) > 0,
+            col(earlier.available_at) > sa.func.now(),
+        )
         due = (
             sa.select(col(OutboxMessage.id))
             .where(
                 col(OutboxMessage.status) == OutboxStatus.PENDING,
                 col(OutboxMessage.available_at) <= sa.func.now(),
+                ~behind_a_retry,
             )
             .order_by(col(OutboxMessage.available_at), col(OutboxMessage.id))
             .limit(batch_size)
