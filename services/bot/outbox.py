@@ -67,8 +67,10 @@ class OutboxLimits:
     lease_seconds: float = 120.0
     # Attempts Telegram did not take (5xx, unreachable) before a message is given up, each
     # after twice the wait before it, at most retry_cap_seconds: about 25 minutes of failures.
-    max_attempts: int = 30
-    retry_cap_seconds: float = 60.0
+    # The cap is how late a message may be once Telegram is back (60 s left the chaos
+    # suite's replies a minute behind after a 70 s outage).
+    max_attempts: int = 100
+    retry_cap_seconds: float = 15.0
     # Seconds between two readings of the outbox's depth and oldest age for /metrics.
     gauge_seconds: float = 5.0
 
