@@ -111,13 +111,13 @@ class Watch(threading.Thread):
                 continue
 
 
-def firing(prometheus: str) -> set[str]:
+def firing(prometheus: str, states: tuple[str, ...] = ("firing",)) -> set[str]:
     try:
         with urllib.request.urlopen(f"{prometheus}/api/v1/alerts", timeout=5) as reply:
             alerts = json.load(reply)["data"]["alerts"]
     except (urllib.error.URLError, OSError, ValueError, KeyError):
         return set()
-    return {a["labels"]["alertname"] for a in alerts if a.get("state") == "firing"}
+    return {a["labels"]["alertname"] for a in alerts if a.get("state") in states}
 
 
 class Runner:
@@ -306,11 +306,15 @@ class Runner:
             time.sleep(2)
 
     def _wait_resolved(self, watch: Watch) -> list[str]:
-        """The alerts of this scenario still firing after RESOLVE_TIMEOUT_SECONDS."""
+        """The alerts of this scenario still firing after RESOLVE_TIMEOUT_SECONDS. A pending
+        one (its `for:` not yet held) is waited on too, until it fires or clears: the fault
+        raised it (telegram-slow's calls time out a minute after they were made), and left
+        pending it would fire in the next scenario's run."""
         deadline = time.monotonic() + RESOLVE_TIMEOUT_SECONDS
+        prometheus = self.endpoints["prometheus_url"]
         while True:
-            still = sorted(firing(self.endpoints["prometheus_url"]) - watch.baseline)
-            for name in still:
+            still = sorted(firing(prometheus, ("firing", "pending")) - watch.baseline)
+            for name in firing(prometheus) - watch.baseline:
                 watch.fired.setdefault(name, time.time())
             if not still or time.monotonic() > deadline:
                 if still:
