@@ -732,12 +732,16 @@ def control_get(base: str, path: str) -> Any:
         return json.load(reply)["result"]
 
 
-async def outbox_pending(dsn: str) -> int:
+async def outbox_pending(dsn: str, retrying: bool = False) -> int:
+    """Outbox messages due; `retrying`: and those waiting for another attempt after Telegram
+    refused one (last_error set)."""
+    waiting = " OR last_error IS NOT NULL" if retrying else ""
     connection = await asyncpg.connect(dsn)
     try:
         return int(
             await connection.fetchval(
-                "SELECT count(*) FROM outbox WHERE status = 'pending' AND available_at <= now()"
+                "SELECT count(*) FROM outbox WHERE status = 'pending' "
+                f"AND (available_at <= now(){waiting})"
             )
         )
     finally:

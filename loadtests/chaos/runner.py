@@ -296,10 +296,13 @@ class Runner:
             print(f"  webhook POSTs {total:.0f}, failed {failed:.0f}", flush=True)
 
     def _drain(self) -> None:
+        """Until the outbox has nothing due, nor anything Telegram refused waiting for its
+        next attempt (the outbox backs off up to 15 s): counted before it went out, a reply
+        sent late would be a reply lost."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             try:
-                if asyncio.run(outbox_pending(self.endpoints["postgres_dsn"])) == 0:
+                if asyncio.run(outbox_pending(self.endpoints["postgres_dsn"], retrying=True)) == 0:
                     return
             except Exception:
                 pass
