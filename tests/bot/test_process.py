@@ -18,6 +18,7 @@ from services.telegram_api import TelegramServer
 from .conftest import bot_process, count, eventually, http_status
 
 USER = 6161
+STARTUP_SECONDS = 120.0
 
 
 @pytest.fixture
@@ -35,10 +36,12 @@ async def test_runs_registers_and_stops_cleanly_on_sigterm(
 ) -> None:
     child, url = process
     async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            if await http_status(http, url + "/health/live") == 200:
-                break
-            await asyncio.sleep(0.1)
+
+        async def live() -> bool:
+            return await http_status(http, url + "/health/live") == 200
+
+        # The process imports its libraries first: over 20 s on a loaded 2-core machine.
+        await eventually(live, STARTUP_SECONDS)
         assert await http_status(http, url + "/health/ready") == 200
         await eventually(lambda: server.control.bot().webhook is not None)
 
