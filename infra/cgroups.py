@@ -61,12 +61,19 @@ def parse_memory(text: str) -> int:
     return int(value)
 
 
+# Profiles of services meant for another machine (the s3 profile's object store: an offsite
+# copy on the VPS it protects is no offsite copy): not in this VPS's memory budget.
+OFF_VPS_PROFILES = {"s3"}
+
+
 def compose_limits(compose_file: Path = COMPOSE_FILE) -> dict[str, int]:
-    """Every compose service's memory limit in bytes, as compose.yaml gives it."""
+    """Every compose service's memory limit in bytes, as compose.yaml gives it (but those
+    meant for another machine)."""
     services = yaml.safe_load(compose_file.read_text())["services"]
     return {
         name: parse_memory(service["deploy"]["resources"]["limits"]["memory"])
         for name, service in services.items()
+        if not OFF_VPS_PROFILES & set(service.get("profiles", []))
     }
 
 

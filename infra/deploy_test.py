@@ -4,7 +4,8 @@ Steps, each printed with its duration: a Docker engine (the one that answers, el
 docker.io started here: infra/docker_engine.py), the base image (debian:bookworm-slim from the
 registry, else made with debootstrap), the secrets (`make secrets`, as an operator makes them),
 every image built, `docker compose up --wait` with tests/deploy/compose.override.yaml (the
-Telegram Bot API stand-in added, Grafana left out), the checks (pytest -m deploy tests/deploy),
+Telegram Bot API stand-in added, Grafana left out; the offsite copy on, to the s3 profile's
+object store), the checks (pytest -m deploy tests/deploy),
 and the teardown: containers, volumes and networks, and the engine with its host changes when
 it was started here (its data directory, with the image cache, is kept in the state directory).
 """
@@ -59,7 +60,10 @@ PORTS = {
     "PROMETHEUS_PUBLISH_PORT": 28303,
     "GRAFANA_PUBLISH_PORT": 28304,
     "TELEGRAM_API_PUBLISH_PORT": 28305,
+    "OBJECT_STORE_PUBLISH_PORT": 28306,
 }
+# Every optional profile: built, and taken down (the s3 profile's store also runs: .env).
+PROFILES = ("--profile", "tls", "--profile", "s3")
 # One service per image to build (the others share these images).
 IMAGES = (
     "postgres",
@@ -71,6 +75,7 @@ IMAGES = (
     "node-exporter",
     "pgbouncer-exporter",
     "webhook-proxy",
+    "object-store",
     "telegram-api",
 )
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -207,8 +212,9 @@ def base_image(env: dict[str, str], state: Path) -> str:
 
 
 def write_settings(state: Path) -> Path:
-    """The operator's step (`make secrets`) with the test's values, then the test's own
-    settings: the stand-in's address and token, the host ports."""
+    """The operator's step (`make secrets`) with the test's values, the offsite copy going to
+    the s3 profile's object store as `make secrets OBJECT_STORE=object-store` sets it up,
+    then the test's own settings: the stand-in's address and token, the host ports."""
     token = f"4242424242:{secrets.token_urlsafe(30)}"
     env_file = state / "env"
     env_file.unlink(missing_ok=True)
@@ -220,6 +226,7 @@ def write_settings(state: Path) -> Path:
             "BOT_TOKEN": token,
             "BOT_PUBLIC_URL": "http://bot:8080",
             "ALERT_CHAT_ID": "-1001000000001",
+            "OBJECT_STORE": "object-store",
         },
     )
     extra = {
@@ -254,7 +261,7 @@ def compose_command(env_file: Path) -> list[str]:
 def down(timeout: int) -> list[str]:
     """compose's arguments that remove the test's stack: containers (the TLS proxy's too),
     volumes and networks."""
-    return ["--profile", "tls", "down", "--volumes", "--remove-orphans", "--timeout", str(timeout)]
+    return [*PROFILES, "down", "--volumes", "--remove-orphans", "--timeout", str(timeout)]
 
 
 def image_sizes(env: dict[str, str]) -> dict[str, int]:
@@ -316,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             compose = compose_command(env_file)
         for service in IMAGES:
             with step(f"build {service}", timings):
-                run([*compose, "--progress", "quiet", "--profile", "tls", "build", service], env)
+                run([*compose, "--progress", "quiet", *PROFILES, "build", service], env)
         with step("up --wait", timings):
             run([*compose, "up", "--detach", "--wait", "--wait-timeout", "300", "--no-build"], env)
         # Memory at idle against each limit, before the checks load anything.

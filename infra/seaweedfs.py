@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.tls import TlsError, make_certificate
 from services.core.os_user import ServiceUser
 
 READY_TIMEOUT_SECONDS = 60.0
@@ -123,20 +124,12 @@ class ObjectStore:
         tls = self.root / "tls"
         if (tls / "s3.crt").exists():
             return
-        tls.mkdir(parents=True, exist_ok=True)
-        ca_key, csr, extensions = tls / "ca.key", tls / "s3.csr", tls / "san.ext"
-        # pgBackRest 2.45 matches the endpoint against DNS names only: 127.0.0.1 as one too.
-        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\n")
-        new_key = ["-newkey", "rsa:2048", "-nodes"]
-        ca_subject = "/CN=botstack object store CA"
-        _openssl("req", "-x509", *new_key, "-days", "3650", "-keyout", ca_key,
-                 "-out", self.ca_file, "-subj", ca_subject)  # fmt: skip
-        _openssl("req", *new_key, "-keyout", tls / "s3.key", "-out", csr,
-                 "-subj", "/CN=127.0.0.1")  # fmt: skip
-        _openssl("x509", "-req", "-in", csr, "-CA", self.ca_file, "-CAkey", ca_key,
-                 "-CAcreateserial", "-days", "3650", "-extfile", extensions,
-                 "-out", tls / "s3.crt")  # fmt: skip
-        ca_key.unlink()  # signs nothing else: nobody can mint another certificate with it
+        try:
+            make_certificate(
+                self.ca_file, tls / "s3.crt", tls / "s3.key", ["127.0.0.1", "localhost"]
+            )
+        except TlsError as error:
+            raise ObjectStoreError(str(error)) from None
 
     def argv(self) -> list[str]:
         weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
@@ -270,14 +263,6 @@ def _write_secret(path: Path, value: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value + "\n")
-
-
-def _openssl(*args: str | Path) -> None:
-    result = subprocess.run(
-        ["openssl", *map(str, args)], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise ObjectStoreError(f"openssl {args[0]} failed: {result.stderr.strip()}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -274,7 +274,8 @@ ALERTS: tuple[Alert, ...] = (
         "ticket",
         "No offsite copy of the database: every backup is on this machine",
         "Set BACKUP_SERVICE_OFFSITE_* (bucket, endpoint, key/secret and passphrase files) as "
-        "docs/offsite-backups.md says, and keep a copy of the passphrase off this machine.",
+        "docs/offsite-backups.md says (compose: OFFSITE_* with `make secrets`), and keep a "
+        "copy of the passphrase off this machine.",
     ),
     Alert(
         "OffsiteArchivingBehind",

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from .context import Context
 from .errors import BackupError
 from .metrics import BackupCollector
+from .offsite import offsite_health
 
 
 def create_app(context: Context, registry: CollectorRegistry) -> web.Application:
@@ -46,12 +47,8 @@ def create_app(context: Context, registry: CollectorRegistry) -> web.Application
             await context.live.archiver()
         except BackupError as error:
             problems.append(str(error))
-        # No offsite copy is a risk to show every day, not a reason to refuse backups.
-        offsite = (
-            f"{settings.offsite_bucket} at {settings.offsite_endpoint}"
-            if settings.offsite_configured
-            else "NOT CONFIGURED: every backup is on this machine (docs/offsite-backups.md)"
-        )
+        # No offsite copy (or a failing one) is a risk to show, not a reason to refuse backups.
+        offsite = offsite_health(settings)
         if problems:
             return web.json_response(
                 {"status": "unavailable", "problems": problems, "offsite": offsite}, status=503

@@ -466,6 +466,26 @@ def offsite_lag(
     return Lag(seconds, lag_bytes)
 
 
+def offsite_health(settings: BackupServiceSettings) -> dict[str, Any]:
+    """The offsite copy as /health/ready reports it. status: NOT CONFIGURED; FAILING (the last
+    push or verify failed: error says why); PENDING (configured, no verified backup yet); OK."""
+    if not settings.offsite_configured:
+        return {
+            "status": "NOT CONFIGURED",
+            "detail": "every backup is on this machine (docs/offsite-backups.md)",
+        }
+    state = load_state(settings)
+    report: dict[str, Any] = {
+        "repository": f"{settings.offsite_bucket} at {settings.offsite_endpoint}",
+        "wal_shipped_through": state.last_shipped,
+        "newest_verified_backup": state.last_verified,
+    }
+    error = state.last_ship_error or (state.last_verify_error if not state.last_verify_ok else None)
+    if error is not None:
+        return {"status": "FAILING", "error": error, **report}
+    return {"status": "OK" if state.last_verified else "PENDING", **report}
+
+
 def first_unshipped(settings: BackupServiceSettings) -> str | None:
     """The oldest WAL segment in the local archive not yet offsite (None: no offsite
     repository, or everything shipped)."""

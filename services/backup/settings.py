@@ -18,7 +18,9 @@ DAY = 86400.0
 
 
 class BackupServiceSettings(BaseSettings):
-    model_config = settings_config("BACKUP_SERVICE_")
+    # An empty variable is an unset one: compose.yaml passes the optional offsite settings
+    # as ${OFFSITE_...:-}, empty when the operator has no offsite repository.
+    model_config = settings_config("BACKUP_SERVICE_", env_ignore_empty=True)
 
     host: str = "127.0.0.1"
     port: int = 27431

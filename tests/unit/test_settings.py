@@ -87,3 +87,23 @@ def test_secrets_are_read_from_docker_secret_files(
         DatabaseSettings(_secrets_dir=tmp_path).password.get_secret_value()
         == "s3cret-from-the-environment"
     )
+
+
+def test_compose_without_an_offsite_repository_runs_as_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # compose.yaml passes the optional offsite settings as ${OFFSITE_...:-}: empty is unset,
+    # while the secret files' paths are always set (the files exist, maybe empty).
+    from services.backup.offsite import offsite_health
+    from services.backup.settings import BackupServiceSettings
+
+    for name in ("ENDPOINT", "BUCKET", "CA_FILE"):
+        monkeypatch.setenv(f"BACKUP_SERVICE_OFFSITE_{name}", "")
+    for name, secret in (("KEY", "access_key"), ("SECRET", "secret_key"), ("PASSPHRASE", "pass")):
+        monkeypatch.setenv(f"BACKUP_SERVICE_OFFSITE_{name}_FILE", f"/run/secrets/offsite_{secret}")
+    settings = BackupServiceSettings()
+    assert not settings.offsite_configured and settings.offsite_ca_file is None
+    assert offsite_health(settings)["status"] == "NOT CONFIGURED"
+    monkeypatch.setenv("BACKUP_SERVICE_OFFSITE_ENDPOINT", "object-store:8333")
+    with pytest.raises(ValidationError, match="BACKUP_SERVICE_OFFSITE_BUCKET"):
+        BackupServiceSettings()
