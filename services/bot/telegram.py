@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
@@ -15,6 +14,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.methods import Response, TelegramMethod
 from aiogram.types import BotCommand
 
+from .bot_api_session import JsonSession
 from .metrics import BotMetrics
 from .settings import BotSettings
 from .texts import CATALOGUES, FALLBACK, commands
@@ -61,7 +61,7 @@ class _KeepResponseModels(BaseRequestMiddleware):
 
 
 def create_bot(settings: BotSettings, metrics: BotMetrics) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_url))
+    session = JsonSession(TelegramAPIServer.from_base(settings.api_url))
     session.middleware(_KeepResponseModels())
     session.middleware(_CountCalls(metrics))
     return Bot(settings.token.get_secret_value(), session=session)
