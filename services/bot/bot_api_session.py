@@ -32,13 +32,14 @@ class JsonSession(AiohttpSession):
         super().__init__(api=api, json_loads=from_json)
 
     def json_body(self, bot: Bot, method: TelegramMethod[Any]) -> bytes | None:
-        """The call as a JSON object, with the fields aiogram's form would carry (unset,
-        empty and false ones left out, defaults resolved); None when it has files."""
+        """The call as a JSON object with the fields aiogram's form would carry, defaults
+        resolved; None when it has files."""
         files: dict[str, Any] = {}
         body = {}
         for key, value in method.model_dump(warnings=False).items():
             prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
-            if prepared:
+            # What the form leaves out: None and empty strings (false and 0 are sent).
+            if prepared is not None and prepared != "":
                 body[key] = prepared
         return None if files else to_json(body)
 
