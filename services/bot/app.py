@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
+from aiogram.filters import Command
+from aiogram.types import Message
 from aiohttp import web
 
 from services.core.db import Database
@@ -47,11 +49,29 @@ def _inline_sync_filters(router: Router) -> None:
     for observer in router.observers.values():
         for handler in observer.handlers:
             for event_filter in handler.filters or ():
-                if not event_filter.awaitable:
+                if isinstance(event_filter.callback, Command):
+                    event_filter.callback = _prefixed(event_filter.callback)
+                elif not event_filter.awaitable:
                     event_filter.callback = _awaitable(event_filter.callback)
                     event_filter.awaitable = True
     for sub_router in router.sub_routers:
         _inline_sync_filters(sub_router)
+
+
+def _prefixed(command: Command) -> Callable[..., Awaitable[Any]]:
+    """The command filter, answering at once for a text whose first word does not start with
+    its prefix (as Command.extract_command reads it): a plain text meets every command of
+    every router, and aiogram parses it as a command for each one."""
+    prefixes = command.prefix
+
+    async def check(message: Message, *args: Any, **kwargs: Any) -> Any:
+        text = (message.text or message.caption) if isinstance(message, Message) else None
+        first = text.lstrip()[:1] if text else ""
+        if not first or first not in prefixes:
+            return False
+        return await command(message, *args, **kwargs)
+
+    return check
 
 
 def _awaitable(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:

