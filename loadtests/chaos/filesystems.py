@@ -23,7 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.postgres_server import PostgresServer
 from infra.stack import LocalStack
+from infra.stack_state import StackState
 from infra.system import StackError
 from services.core.os_user import ServiceUser
 
@@ -34,6 +36,7 @@ MIB = 1024**2
 WAL_HEADROOM = 48 * MIB
 ARCHIVE_SIZE = 32 * MIB
 UNMOUNT_ATTEMPTS = 20
+RESTART_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -61,25 +64,17 @@ class LoopFilesystem:
 
     def fill(self) -> int:
         """Fill every free byte with a file of root's; returns its size."""
-        filler = self.mountpoint / FILLER
         size = 0
-        with filler.open("ab") as handle:
-            free = os.statvfs(self.mountpoint)
-            bulk = free.f_bavail * free.f_frsize - MIB
-            if bulk > 0:
-                os.posix_fallocate(handle.fileno(), 0, bulk)
-                size = bulk
-            handle.seek(size)
-            block = b"\0" * 4096
-            while True:  # the last blocks, written until the kernel refuses
-                try:
-                    handle.write(block)
-                    handle.flush()
-                except OSError as error:
-                    if error.errno != errno.ENOSPC:
-                        raise
-                    break
-                size += len(block)
+        with (self.mountpoint / FILLER).open("ab", buffering=0) as handle:
+            for block in (b"\0" * MIB, b"\0" * 4096):  # then the last blocks
+                while True:
+                    try:
+                        size += handle.write(block) or 0
+                    except OSError as error:
+                        if error.errno != errno.ENOSPC:
+                            raise
+                        break
+            os.fsync(handle.fileno())
         return size
 
     def free(self) -> None:
@@ -147,6 +142,11 @@ class WalOnLoop:
         finally:
             self.restore()
 
+    @property
+    def _postgres(self) -> PostgresServer:
+        state = StackState.load(self.stack.paths.state)
+        return PostgresServer(self.stack.paths, self.user, state)
+
     def needed(self) -> bool:
         return self.pg_wal.is_symlink() or self.saved.exists() or self.fs.mounted
 
@@ -155,6 +155,13 @@ class WalOnLoop:
         filesystem gone, PostgreSQL started; nothing to do when nothing was moved."""
         if not self.needed():
             return
+        if self.fs.mounted and not self._postgres.stopped_marker.exists():
+            # Ended during the fault: with room again, the supervisor (still retrying, and
+            # deaf to a stop meanwhile) starts PostgreSQL; then it is stopped on purpose.
+            self.fs.free()
+            deadline = time.monotonic() + RESTART_WAIT_SECONDS
+            while self._postgres.pid() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
         self.stack.stop_postgres()  # on purpose: the supervisor stays away until started
         if self.pg_wal.is_symlink():
             self.fs.free()

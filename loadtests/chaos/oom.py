@@ -62,6 +62,7 @@ class BotMemoryGroup:
             raise StackError(f"bot-oom needs a memory cgroup: {why_not}")
         if bot_pid is None:
             raise StackError("the bot is not running")
+        home = MEMORY_ROOT / _memory_group(bot_pid).lstrip("/")
         self.cgroups.create()
         try:
             # Its pages move with it (cgroup v1; where the kernel no longer moves them they
@@ -72,19 +73,15 @@ class BotMemoryGroup:
             _move_charges(self.group, False)
             yield
         finally:
-            self.leave()
+            self.leave(home)
 
-    def leave(self) -> None:
-        """Every process of the group back in the root group, the groups removed."""
+    def leave(self, home: Path = MEMORY_ROOT) -> None:
+        """Every process of the group moved to `home` (where the bot was), the groups
+        removed; nothing to do when there are none."""
         if self.group.is_dir():
             for pid in self.cgroups.processes("bot"):
-                try:
-                    (MEMORY_ROOT / "cgroup.procs").write_text(str(pid))
-                    cpu_root = Path("/sys/fs/cgroup/cpuacct/cgroup.procs")
-                    if cpu_root.exists():
-                        cpu_root.write_text(str(pid))
-                except OSError:
-                    continue  # gone meanwhile
+                with suppress(OSError):  # gone meanwhile
+                    (home / "cgroup.procs").write_text(str(pid))
         self.cgroups.remove()
 
     def inside(self, pid: int) -> bool:
@@ -120,6 +117,14 @@ class BotMemoryGroup:
             f"{output.strip() or '?'} MiB in {time.monotonic() - started:.1f} s; the group "
             f"counted {kills} OOM kill(s)"
         )
+
+
+def _memory_group(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return path
+    raise StackError(f"process {pid} is in no memory cgroup")
 
 
 def _move_charges(group: Path, on: bool) -> None:

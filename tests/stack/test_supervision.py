@@ -9,9 +9,12 @@ import time
 import urllib.request
 
 from infra.app_services import APP_SERVICES, AppServiceProcess
+from infra.postgres_server import PostgresServer
 from infra.stack import LocalStack
-from infra.stack_state import Ports
+from infra.stack_state import Ports, StackState
 from infra.supervisor import read_records
+from infra.system import probe
+from services.core.os_user import ServiceUser
 
 RESTART_TIMEOUT = 120.0  # a Python service's imports alone take half a minute on a busy machine
 
@@ -52,3 +55,27 @@ def test_a_service_stopped_on_purpose_stays_stopped(stack: LocalStack) -> None:
     finally:
         process.process.relaunch()
     assert process.pid() is not None
+
+
+def test_a_postgres_that_shut_itself_down_comes_back(stack: LocalStack) -> None:
+    """A postmaster that exits on its own, cleanly (its startup failed, as on a full pg_wal:
+    "shutting down due to startup process failure"), removes its pidfile as a stop does; only
+    the stack's own stop is on purpose, so the supervisor starts this one again."""
+    state = StackState.load(stack.paths.state)
+    postgres = PostgresServer(stack.paths, ServiceUser.detect(), state)
+    before = read_records(stack.paths.run / "supervision.json").get("postgres", {})
+    pid = postgres.pid()
+    assert pid is not None
+    probe(
+        [state.pg_bindir / "pg_ctl", "stop", "-w", "-s", "-m", "fast", "-D", stack.paths.pgdata],
+        user=ServiceUser.detect(),
+    )
+    deadline = time.monotonic() + RESTART_TIMEOUT
+    while (new := postgres.pid()) in (None, pid):
+        assert time.monotonic() < deadline, "PostgreSQL was not started again"
+        time.sleep(0.2)
+    status = {c.name: c for c in stack.status()}["postgres"]
+    assert status.running and f"pid {new}" in status.detail
+    assert f"restarts {before.get('restarts', 0) + 1}, last exit: exited with status 0" in (
+        status.detail
+    )
