@@ -109,7 +109,6 @@ class PostgresServer:
             self.stopped_marker.unlink(missing_ok=True)
             return
         log.info("postgres: starting on %s ...", self.address)
-        self.stopped_marker.unlink(missing_ok=True)
         self._run_as_service(
             "pg_ctl",
             "start",
@@ -123,6 +122,8 @@ class PostgresServer:
             failure="PostgreSQL failed to start",
             log_file=self.paths.postgres_log,
         )
+        # Only once it runs: meanwhile the supervisor must not take it for dead.
+        self.stopped_marker.unlink(missing_ok=True)
 
     def stop(self, *, crash: bool = False) -> None:
         if self.paths.run.is_dir():

@@ -188,6 +188,7 @@ class Supervisor:
                 continue
             pid = component.pid()
             if pid is not None:
+                record.down = False  # up, whoever started it (an operator, the stack)
                 if self.pids.get(component.name) != pid:
                     self.pids[component.name] = pid
                     self.exits.watched.add(pid)

@@ -231,7 +231,8 @@ def _resolves(context: Context, alert: str) -> None:
             return
         time.sleep(1)
     context.note(
-        f"{alert} not firing {time.time() - context.fault_end:.0f} s after the fault ended"
+        f"{alert} no longer firing (checked {time.time() - context.fault_end:.0f} s after the "
+        "fault ended, before the scenario's setup is undone)"
     )
 
 
