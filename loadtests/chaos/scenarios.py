@@ -189,14 +189,23 @@ def _backup_during_restart(context: Context) -> None:
 MAX_SWITCHES = 40
 
 
-def _wal_on_loop(context: Context) -> AbstractContextManager[LoopFilesystem]:
-    return WalOnLoop(context.stack, ServiceUser.detect()).moved()
+def _postgres_restarts(context: Context) -> int:
+    record = read_records(context.stack.paths.run / "supervision.json").get("postgres", {})
+    return int(record.get("restarts", 0))
+
+
+@contextmanager
+def _wal_on_loop(context: Context) -> Iterator[tuple[LoopFilesystem, int]]:
+    """pg_wal on its small filesystem, and the supervisor's count of PostgreSQL's restarts
+    before the fault."""
+    with WalOnLoop(context.stack, ServiceUser.detect()).moved() as fs:
+        yield fs, _postgres_restarts(context)
 
 
 def _fill_pg_wal(context: Context) -> None:
     """pg_wal's filesystem filled; then WAL segments switched (what a busier server's WAL
     volume does within minutes) until PostgreSQL needs a WAL file it cannot create."""
-    fs: LoopFilesystem = context.fixture
+    fs, _ = context.fixture
     filled = fs.fill()
     context.note(f"pg_wal's filesystem filled (a filler of {filled / MIB:.0f} MiB)")
     for switches in range(1, MAX_SWITCHES + 1):
@@ -208,18 +217,21 @@ def _fill_pg_wal(context: Context) -> None:
 
 
 def _free(context: Context) -> None:
-    fs: LoopFilesystem = context.fixture
+    fs, _ = context.fixture
     fs.free()
 
 
 def _postgres_back(context: Context) -> None:
     """What the supervisor did (make status's line), and that the disk alert resolved while
     the small filesystem is still there (its series would vanish with it)."""
+    _, before = context.fixture
     record = read_records(context.stack.paths.run / "supervision.json").get("postgres", {})
     context.note(
-        f"the supervisor restarted PostgreSQL {record.get('restarts', 0)} time(s) in all, last "
-        f"exit: {record.get('last_exit', '-')}"
+        f"the supervisor started PostgreSQL {_postgres_restarts(context) - before} time(s), "
+        f"its last exit: {record.get('last_exit', '-')}"
     )
+    if _postgres_restarts(context) == before:
+        context.note("the postmaster never left: its own crash recovery found room")
     _resolves(context, "DiskFull")
 
 
