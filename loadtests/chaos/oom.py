@@ -5,10 +5,12 @@ The bot is moved, running, into a cgroup v1 memory group of its own with compose
 limit for it (infra/cgroups.py; its pages charged there with it); the supervisor sees the
 move and restarts it into that group. The fault: a balloon process joins the group and
 allocates until the group is at its limit, playing a leak in the bot's container; the kernel's
-OOM killer then picks a victim in the group, and the balloon has made itself unkillable
-(oom_score_adj -1000), so the victim is the bot, SIGKILLed as a real OOM kill is. The balloon
-stops at the bot's death and exits, giving the memory back, and the supervisor starts the bot
-again in the same group. Afterwards the bot is moved back out and the group removed."""
+OOM killer then picks a victim in the group: the bot, marked its first choice (oom_score_adj
+1000, as the only process of its container would be; this machine's root lacks
+CAP_SYS_RESOURCE, which making the balloon unkillable instead would take), SIGKILLed as a real
+OOM kill is. The balloon stops at the bot's death and exits, giving the memory back, and the
+supervisor starts the bot again in the same group. Afterwards the bot is moved back where it
+was and the group removed."""
 
 from __future__ import annotations
 
@@ -30,12 +32,10 @@ from infra.cgroups import (
 from infra.system import StackError
 
 BALLOON_TIMEOUT_SECONDS = 60.0
-# The balloon: unkillable by the OOM killer, allocates 1 MiB at a time (bytearray zero-fills,
-# so every page is touched and charged) while the bot (argv[1]) lives, then exits.
+# The balloon allocates 1 MiB at a time (bytearray zero-fills, so every page is touched and
+# charged) while the bot (argv[1]) lives, then exits.
 BALLOON = """
 import os, sys
-with open("/proc/self/oom_score_adj", "w") as f:
-    f.write("-1000")
 victim, most = int(sys.argv[1]), int(sys.argv[2])
 held = []
 while os.path.exists(f"/proc/{victim}") and len(held) < most:
@@ -97,6 +97,8 @@ class BotMemoryGroup:
         """A balloon in the group that grows until the kernel has killed the bot; what it
         did, in words."""
         before = self.oom_kills()
+        # The OOM killer's first choice in the group, as a container's only process is.
+        Path(f"/proc/{bot_pid}/oom_score_adj").write_text("1000")
         most = 2 * self.limit // 2**20  # never more than twice the limit, whatever happens
         started = time.monotonic()
         with born_in_groups_of({"memory": "/" + str(self.group.relative_to(MEMORY_ROOT))}):
@@ -112,6 +114,11 @@ class BotMemoryGroup:
             balloon.communicate()
             raise StackError("the balloon did not get the bot killed within a minute") from None
         kills = self.oom_kills() - before
+        if kills == 0 or Path(f"/proc/{bot_pid}").exists():
+            raise StackError(
+                f"the bot was not OOM-killed (the balloon: {output.strip() or 'failed'}, "
+                f"exit {balloon.returncode}; the group counted {kills} OOM kill(s))"
+            )
         return (
             f"a balloon in the bot's group (limit {self.limit // 2**20} MiB) took "
             f"{output.strip() or '?'} MiB in {time.monotonic() - started:.1f} s; the group "
