@@ -33,12 +33,19 @@ from infra.system import StackError
 
 BALLOON_TIMEOUT_SECONDS = 60.0
 # The balloon allocates 1 MiB at a time (bytearray zero-fills, so every page is touched and
-# charged) while the bot (argv[1]) lives, then exits.
+# charged) while the bot (argv[1]) lives (a zombie, killed but not yet reaped, does not),
+# then exits.
 BALLOON = """
-import os, sys
+import sys
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 victim, most = int(sys.argv[1]), int(sys.argv[2])
 held = []
-while os.path.exists(f"/proc/{victim}") and len(held) < most:
+while alive(victim) and len(held) < most:
     held.append(bytearray(1 << 20))
 print(len(held))
 """
@@ -114,7 +121,7 @@ class BotMemoryGroup:
             balloon.communicate()
             raise StackError("the balloon did not get the bot killed within a minute") from None
         kills = self.oom_kills() - before
-        if kills == 0 or Path(f"/proc/{bot_pid}").exists():
+        if kills == 0 or _alive(bot_pid):
             raise StackError(
                 f"the bot was not OOM-killed (the balloon: {output.strip() or 'failed'}, "
                 f"exit {balloon.returncode}; the group counted {kills} OOM kill(s))"
@@ -124,6 +131,14 @@ class BotMemoryGroup:
             f"{output.strip() or '?'} MiB in {time.monotonic() - started:.1f} s; the group "
             f"counted {kills} OOM kill(s)"
         )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _memory_group(pid: int) -> str:
