@@ -33,19 +33,17 @@ from infra.system import StackError
 
 BALLOON_TIMEOUT_SECONDS = 60.0
 # The balloon allocates 1 MiB at a time (bytearray zero-fills, so every page is touched and
-# charged) while the bot (argv[1]) lives (a zombie, killed but not yet reaped, does not),
-# then exits.
+# charged) until the group's OOM killer has killed something (argv[1]: memory.oom_control,
+# which counts the kill before the victim's memory is freed: waiting for the bot to be gone
+# would let the balloon push on and be killed too), then exits.
 BALLOON = """
 import sys
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-victim, most = int(sys.argv[1]), int(sys.argv[2])
+def kills():
+    with open(sys.argv[1]) as f:
+        return int(dict(line.split() for line in f)["oom_kill"])
+before, most = kills(), int(sys.argv[2])
 held = []
-while alive(victim) and len(held) < most:
+while kills() == before and len(held) < most:
     held.append(bytearray(1 << 20))
 print(len(held))
 """
@@ -110,7 +108,7 @@ class BotMemoryGroup:
         started = time.monotonic()
         with born_in_groups_of({"memory": "/" + str(self.group.relative_to(MEMORY_ROOT))}):
             balloon = subprocess.Popen(
-                [sys.executable, "-c", BALLOON, str(bot_pid), str(most)],
+                [sys.executable, "-c", BALLOON, str(self.group / "memory.oom_control"), str(most)],
                 stdout=subprocess.PIPE,
                 text=True,
             )

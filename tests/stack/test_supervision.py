@@ -76,6 +76,7 @@ def test_a_postgres_that_shut_itself_down_comes_back(stack: LocalStack) -> None:
         time.sleep(0.2)
     status = {c.name: c for c in stack.status()}["postgres"]
     assert status.running and f"pid {new}" in status.detail
-    assert f"restarts {before.get('restarts', 0) + 1}, last exit: exited with status 0" in (
+    # Its exit status (0) when the kernel's process events reported it, "reason unknown" if not.
+    assert f"restarts {before.get('restarts', 0) + 1}, last exit: exited" in (
         status.detail
     )
