@@ -58,6 +58,16 @@ class LoopFilesystem:
         os.chown(self.mountpoint, owner.uid, owner.gid)
         self.mountpoint.chmod(mode)
 
+    def mount_again(self) -> None:
+        """The image mounted once more (its mount lost, to a reboot): refused without one."""
+        if not self.image.exists():
+            raise StackError(
+                f"{self.mountpoint} should be mounted from {self.image}, which is gone; "
+                "restore by hand (a copy of what was moved is kept beside it)"
+            )
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        _run("mount", "-o", "loop", str(self.image), str(self.mountpoint))
+
     @property
     def mounted(self) -> bool:
         return mounted(self.mountpoint)
@@ -155,6 +165,8 @@ class WalOnLoop:
         filesystem gone, PostgreSQL started; nothing to do when nothing was moved."""
         if not self.needed():
             return
+        if self.pg_wal.is_symlink() and not self.fs.mounted:
+            self.fs.mount_again()  # after a reboot: what PostgreSQL wrote is in the image
         if self.fs.mounted and not self._postgres.stopped_marker.exists():
             # Ended during the fault: with room again, the supervisor (still retrying, and
             # deaf to a stop meanwhile) starts PostgreSQL; then it is stopped on purpose.
@@ -217,6 +229,9 @@ class ArchiveOnLoop:
         if mounted(self.archive):
             self.aside.mkdir(parents=True, exist_ok=True)
             _run("mount", "--move", str(self.archive), str(self.aside))
+        elif self.fs.image.exists() and not mounted(self.aside):
+            # After a reboot: files archived onto it are in the image.
+            LoopFilesystem(self.fs.image, self.aside).mount_again()
         if mounted(self.aside):
             (self.aside / FILLER).unlink(missing_ok=True)
             for source in sorted(self.aside.iterdir()):
