@@ -569,7 +569,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "backup-during-restart",
-            "a base backup taken while PostgreSQL restarts (immediate)",
+            "PostgreSQL restarted (immediate) while a base backup streams; the next must succeed",
             _backup_during_restart,
             fault_seconds=20,
             why_no_alert=RESTART_NO_ALERT,
