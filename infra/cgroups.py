@@ -297,6 +297,18 @@ def groups_of(pid: int) -> dict[str, str] | None:
     return found
 
 
+def oom_kills(groups: dict[str, str] | None) -> int:
+    """How many processes the OOM killer has killed in the memory group of groups_of (0
+    outside one, or when the kernel does not count them)."""
+    if not groups or "memory" not in groups:
+        return 0
+    control = MEMORY_ROOT / groups["memory"].lstrip("/") / "memory.oom_control"
+    try:
+        return _stat(control).get("oom_kill", 0)
+    except OSError:
+        return 0
+
+
 @contextmanager
 def born_in_groups_of(groups: dict[str, str] | None) -> Iterator[None]:
     """Within the block, processes this one starts are born in those groups (groups_of)."""

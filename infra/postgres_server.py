@@ -37,6 +37,14 @@ class PostgresServer:
         self.address = f"{HOST}:{state.ports.postgres}"
 
     @property
+    def stopped_marker(self) -> Path:
+        """Present while PostgreSQL is stopped on purpose (`down`, `stop_postgres`): the
+        supervisor starts a postmaster that went away without it, even one that shut itself
+        down cleanly (its startup failed: a full pg_wal, a crash recovery that could not
+        finish), as compose's `restart: unless-stopped` restarts a container that exited."""
+        return self.paths.run / "postgres.stopped"
+
+    @property
     def initialized(self) -> bool:
         return (self.paths.pgdata / "PG_VERSION").exists()
 
@@ -98,6 +106,7 @@ class PostgresServer:
                     "pg_ctl", "reload", "-s", "-D", self.paths.pgdata, failure="pg_ctl reload"
                 )
             log.info("postgres: running on %s", self.address)
+            self.stopped_marker.unlink(missing_ok=True)
             return
         log.info("postgres: starting on %s ...", self.address)
         self._run_as_service(
@@ -113,8 +122,12 @@ class PostgresServer:
             failure="PostgreSQL failed to start",
             log_file=self.paths.postgres_log,
         )
+        # Only once it runs: meanwhile the supervisor must not take it for dead.
+        self.stopped_marker.unlink(missing_ok=True)
 
     def stop(self, *, crash: bool = False) -> None:
+        if self.paths.run.is_dir():
+            self.stopped_marker.touch()  # first: the supervisor must not start it meanwhile
         if not self.initialized or self.pid() is None:
             log.info("postgres: not running")
             return

@@ -57,6 +57,7 @@ DEFAULT_PORT_BASE = 25430
 SOCKET_PATH_MAX = 107
 # Its imports alone take half a minute on a busy 2-core machine.
 SUPERVISOR_READY_SECONDS = 120.0
+POSTGRES_BACKOFF_MAX = 4.0  # seconds between PostgreSQL's restarts at most (supervisor)
 LEGACY_ENDPOINTS = (
     "pgbouncer_legacy_dsn",
     "pgbouncer_legacy_admin_dsn",
@@ -287,8 +288,11 @@ class LocalStack:
             Component(
                 "postgres",
                 lambda: _postmaster(pgdata_pid),  # pg_ctl status, without a process per look
-                _gone(pgdata_pid),  # pg_ctl stop removes it; a crash does not
+                postgres.stopped_marker.exists,
                 lambda: _start_postgres_again(postgres),
+                # A failed start costs the postmaster a second, and while it is down nothing
+                # works: tried again every few seconds at most (a full pg_wal, once freed).
+                backoff_max=POSTGRES_BACKOFF_MAX,
             )
         ]
         for bouncer in self._bouncers(state):

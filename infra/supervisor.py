@@ -34,14 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.cgroups import born_in_groups_of, groups_of
+from infra.cgroups import born_in_groups_of, groups_of, oom_kills
 from infra.system import StackError, write_file
 
 log = logging.getLogger("infra.supervisor")
 
 POLL_SECONDS = 0.5
-# Backoff between restarts of a component that keeps dying: 0, then 0.5 s doubling to 30 s;
-# forgotten once it has run this long.
+# Backoff between restarts of a component that keeps dying: 0, then 0.5 s doubling to 30 s
+# (a component may cap it lower); forgotten once it has run this long.
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 STABLE_SECONDS = 30.0
@@ -55,6 +55,7 @@ class Component:
     pid: Callable[[], int | None]
     stopped_on_purpose: Callable[[], bool]
     restart: Callable[[], None]
+    backoff_max: float = BACKOFF_MAX
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Record:
     retry_at: float = field(default=0.0, repr=False)
     running_since: float = field(default=0.0, repr=False)
     corpse: int = field(default=0, repr=False)  # the pid it died with
+    oom_kills: int = field(default=0, repr=False)  # its memory group's count, last seen
     down: bool = field(default=False, repr=False)  # died, not yet started again
     restarting: bool = field(default=False, repr=False)
 
@@ -186,11 +188,16 @@ class Supervisor:
                 continue
             pid = component.pid()
             if pid is not None:
+                record.down = False  # up, whoever started it (an operator, the stack)
                 if self.pids.get(component.name) != pid:
                     self.pids[component.name] = pid
-                    self.cgroups[component.name] = groups_of(pid)
                     self.exits.watched.add(pid)
                     record.running_since = now
+                # Every look: a process moved to another group (by an operator, or the chaos
+                # harness) is restarted into that one; its OOM kills so far, to tell the next.
+                groups = groups_of(pid)
+                self.cgroups[component.name] = groups
+                record.oom_kills = oom_kills(groups)
                 if record.dying and now - record.running_since > STABLE_SECONDS:
                     record.dying = 0
                 continue
@@ -200,13 +207,14 @@ class Supervisor:
                     if last is not None:
                         log.info("%s: stopped", component.name)
                     continue
-                self._died(component.name, last, now)
+                self._died(component, last, now)
             if now >= record.retry_at and not _exiting(record.corpse):
                 record.restarting = True
                 threading.Thread(target=self._restart, args=(component, record)).start()
 
-    def _died(self, name: str, pid: int | None, now: float) -> None:
+    def _died(self, component: Component, pid: int | None, now: float) -> None:
         """pid: its last pid, None when it died before the supervisor saw it."""
+        name = component.name
         self.exits.drain()
         self.exits.reap()
         status = self.exits.statuses.pop(pid, None) if pid is not None else None
@@ -215,9 +223,11 @@ class Supervisor:
         record.corpse = pid or 0
         record.down = True
         record.last_exit = describe(status)
+        if oom_kills(self.cgroups.get(name)) > record.oom_kills:
+            record.last_exit += " (out of memory: its memory cgroup's limit)"
         record.last_exit_at = datetime.now(UTC).isoformat(timespec="seconds")
         record.dying += 1
-        record.retry_at = now + _backoff(record.dying)
+        record.retry_at = now + _backoff(record.dying, component.backoff_max)
         log.warning(
             "%s (pid %s) %s; restarting in %.1f s",
             name,
@@ -235,12 +245,10 @@ class Supervisor:
                 component.restart()
         except (StackError, OSError) as error:
             record.dying += 1
-            record.retry_at = time.monotonic() + _backoff(record.dying)
+            backoff = _backoff(record.dying, component.backoff_max)
+            record.retry_at = time.monotonic() + backoff
             log.warning(
-                "%s: restart failed (%s); next try in %.1f s",
-                component.name,
-                error,
-                _backoff(record.dying),
+                "%s: restart failed (%s); next try in %.1f s", component.name, error, backoff
             )
         else:
             record.restarts += 1
@@ -267,9 +275,9 @@ def _exiting(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def _backoff(deaths: int) -> float:
-    """At once after the first death, then 0.5 s doubling up to 30 s."""
-    return 0.0 if deaths <= 1 else min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (deaths - 2))
+def _backoff(deaths: int, cap: float = BACKOFF_MAX) -> float:
+    """At once after the first death, then 0.5 s doubling up to the cap."""
+    return 0.0 if deaths <= 1 else min(cap, BACKOFF_FIRST * 2 ** (deaths - 2))
 
 
 def _known(data: dict[str, Any] | None) -> dict[str, Any]:

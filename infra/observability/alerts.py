@@ -192,6 +192,26 @@ ALERTS: tuple[Alert, ...] = (
         "before PostgreSQL stops.",
     ),
     Alert(
+        "DiskFull",
+        "A filesystem has under 2% of its space left, for a minute: PostgreSQL shuts down "
+        "when pg_wal cannot take a new WAL file (and cannot start again until there is room), "
+        "queries that extend a table fail, and the WAL archive refuses segments. "
+        "DiskAlmostFull warns earlier; this one means it is happening.",
+        "max by (instance, mountpoint) (1 - node_filesystem_avail_bytes"
+        '{fstype!~"tmpfs|overlay|squashfs"} / node_filesystem_size_bytes'
+        '{fstype!~"tmpfs|overlay|squashfs"})',
+        ">=",
+        0.98,
+        "1m",
+        "page",
+        "{{ $labels.mountpoint }} is full ({{ $value | humanizePercentage }})",
+        "Free space now: `df -h`, then `du -xsh` the mount's biggest directories. On "
+        "PostgreSQL's disk: pg_wal growing means archiving fails (WalArchiveFailing: fix "
+        "the archive, do not delete WAL by hand) or a replication slot holds it; old backups "
+        "and logs can go. Once there is room PostgreSQL starts again by itself (the "
+        "supervisor, or compose's restart policy) and recovers; nothing committed is lost.",
+    ),
+    Alert(
         "MemoryAlmostFull",
         "85% or more of the host's memory is in use: the kernel will soon kill processes.",
         "max by (instance) (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 from infra.system import StackError
 from loadtests.chaos import figures
 from loadtests.chaos.runner import Runner, Settings
-from loadtests.chaos.scenarios import NOT_BUILT, SCENARIOS
+from loadtests.chaos.scenarios import SCENARIOS
 from loadtests.run import REPO, REPORTS
 
 DEFAULT_PORT_BASE = 25730
@@ -67,13 +68,8 @@ def chosen(names: str) -> list[str]:
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in SCENARIOS]
     if unknown:
-        not_built = [n for n in unknown if n in NOT_BUILT]
         known = ", ".join(SCENARIOS)
-        raise SystemExit(
-            f"error: unknown scenario {', '.join(unknown)}"
-            + (f" ({', '.join(not_built)}: not built yet)" if not_built else "")
-            + f"; the scenarios: {known}"
-        )
+        raise SystemExit(f"error: unknown scenario {', '.join(unknown)}; the scenarios: {known}")
     return wanted
 
 
@@ -82,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for scenario in SCENARIOS.values():
             print(f"{scenario.name:<22} {scenario.summary}")
-        for name, summary in NOT_BUILT.items():
-            print(f"{name:<22} (not built yet) {summary}")
         return 0
     names = chosen(args.scenario)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
@@ -104,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         args.before,
         args.after,
     )
+    # SIGTERM and SIGHUP end the run as Ctrl-C does: through every `finally`, so that a
+    # scenario's mount or memory group is undone (a SIGKILLed run's, by the next run's start).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     runner = Runner(settings, run_dir)
     rows: list[figures.Row] = []
     try:
@@ -125,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         for problem in row.details["problems"]:
             print(f"FAILED {row.scenario}: {problem}")
     return 1 if failed else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _write(run_dir: Path, rows: list[figures.Row]) -> None:

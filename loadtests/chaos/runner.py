@@ -17,26 +17,31 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infra.processes import Supervised
 from infra.stack import LocalStack
-from infra.stack_state import HOST, Ports
+from infra.stack_state import HOST, Ports, StackState
 from infra.supervisor import Component
+from infra.system import probe
 from loadtests.accounting import account, read_ledger
-from loadtests.chaos import figures
+from loadtests.chaos import figures, filesystems
+from loadtests.chaos.oom import BotMemoryGroup
 from loadtests.chaos.proxy import Proxy
 from loadtests.chaos.scenarios import Scenario
 from loadtests.profiles import Phase, Profile
 from loadtests.run import REPO, control_get, env_file, locust_command, outbox_pending, seed
+from services.core.os_user import ServiceUser
 
 PROGRESS_SECONDS = 5.0
 ALERT_POLL_SECONDS = 2.0
 # Error-rate rules look back 2 minutes: they resolve that long after the errors stop.
 RESOLVE_TIMEOUT_SECONDS = 240.0
 DRAIN_TIMEOUT_SECONDS = 120.0
+GAP_ALERTS = {"DatabaseErrorRate", "BotUpdateErrorRate", "AdminApiErrorRate"}
 LOCUST_START_TIMEOUT_SECONDS = 120.0
 
 
@@ -60,11 +65,38 @@ class Context:
     proxy: Proxy
     admin_key: str
     components: dict[str, Component]
+    port_base: int
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    fixture: Any = None  # what the scenario's setup yielded (a filesystem, a cgroup)
+    fault_end: float = 0.0  # when the fault was ended (Unix time)
 
     def pid(self, name: str) -> int | None:
         return self.components[name].pid()
+
+    def alerts_firing(self) -> set[str]:
+        return firing(self.endpoints["prometheus_url"])
+
+    def superuser_sql(self, sql: str) -> subprocess.CompletedProcess[str]:
+        """One statement as the cluster's superuser, over its socket (peer authentication):
+        for what the services' roles may not do (WAL switches, the archiver's status)."""
+        state = StackState.load(self.stack.paths.state)
+        return probe(
+            [
+                state.psql,
+                "--no-psqlrc",
+                "-At",
+                "-h",
+                self.stack.paths.run,
+                "-p",
+                str(state.ports.postgres),
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ],
+            user=ServiceUser.detect(),
+        )
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -147,6 +179,10 @@ class Runner:
         self.proxy.start()
         print("starting the chaos stack (supervised; services reach PgBouncer via the proxy) ...")
         self.endpoints = self.stack.up()
+        # What a run killed outright (SIGKILL) left behind: mounts, pg_wal, the bot's group.
+        filesystems.cleanup(self.stack)
+        BotMemoryGroup(self.settings.port_base).leave()
+        self._wait_gap_forgotten()
         self.environment = env_file(self.stack.paths.env)
         self.admin_key = seed(self.endpoints, self.environment, f"chaos-{self.run_dir.name}")
         self.context = Context(
@@ -156,7 +192,21 @@ class Runner:
             self.proxy,
             self.admin_key,
             {c.name: c for c in self.stack.supervised()},
+            self.settings.port_base,
         )
+
+    def _wait_gap_forgotten(self) -> None:
+        """The services reach PgBouncer through this harness's proxy, so between two runs
+        of a stack left up their database was unreachable (the outbox worker counts a
+        failure a second): the error-rate rules, looking back 2 minutes, still hold that gap.
+        Waited out, pending ones too, so that the first scenario is not credited with them."""
+        deadline = time.monotonic() + RESOLVE_TIMEOUT_SECONDS
+        prometheus = self.endpoints["prometheus_url"]
+        while held := firing(prometheus, ("pending", "firing")) & GAP_ALERTS:
+            if time.monotonic() > deadline:
+                return  # left to the baseline: already firing, not counted
+            print(f"  waiting for {', '.join(sorted(held))} from before this run ...", flush=True)
+            time.sleep(5)
 
     def stop(self, *, stack_too: bool) -> None:
         if stack_too:
@@ -180,6 +230,18 @@ class Runner:
         baseline = firing(prometheus)
         if baseline:
             self.context.note(f"already firing before the fault (not counted): {sorted(baseline)}")
+        # The setup (a small filesystem, a memory group) is undone on every way out.
+        setup = scenario.setup(self.context) if scenario.setup else nullcontext()
+        with setup as self.context.fixture:
+            watch, locust, fault_start, fault_end = self._traffic_and_checks(
+                scenario, directory, prometheus, baseline
+            )
+        ledger = read_ledger(directory / "ledger.jsonl")
+        return self._judge(scenario, directory, watch, locust, fault_start, fault_end, ledger)
+
+    def _traffic_and_checks(
+        self, scenario: Scenario, directory: Path, prometheus: str, baseline: set[str]
+    ) -> tuple[Watch, int, float, float]:
         replica = self._second_replica() if scenario.replicas else None
         balancer = None
         bot_url = self.endpoints["bot_webhook_url"].rsplit("/telegram/webhook", 1)[0]
@@ -200,8 +262,21 @@ class Runner:
             if replica is not None:
                 self._replica_share(replica)
                 replica.stop()
+        if scenario.after is not None:
+            scenario.after(self.context)
         self._drain()
-        ledger = read_ledger(directory / "ledger.jsonl")
+        return watch, locust, fault_start, fault_end
+
+    def _judge(
+        self,
+        scenario: Scenario,
+        directory: Path,
+        watch: Watch,
+        locust: int,
+        fault_start: float,
+        fault_end: float,
+        ledger: list[dict[str, Any]],
+    ) -> figures.Row:
         texts = control_get(self.endpoints["telegram_api_url"], "texts-delivered")
         counts = asyncio.run(account(ledger, self.endpoints["postgres_dsn"], texts))
         recovery = figures.recovery_seconds(ledger, fault_start, fault_end)
@@ -272,7 +347,7 @@ class Runner:
             if remaining > 0:
                 self._progress(directory, remaining)
             scenario.heal(self.context)
-            fault_end = time.time()
+            fault_end = self.context.fault_end = time.time()
             print(f"  fault ended after {fault_end - fault_start:.1f} s", flush=True)
             while locust.poll() is None:
                 self._progress(directory, PROGRESS_SECONDS)

@@ -18,14 +18,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from infra.stack_state import StackState
-from infra.system import probe
+from infra.supervisor import read_records
+from loadtests.chaos.filesystems import MIB, ArchiveOnLoop, LoopFilesystem, WalOnLoop
+from loadtests.chaos.oom import BotMemoryGroup
 from loadtests.chaos.proxy import Mode
 from services.core.os_user import ServiceUser
 
@@ -44,6 +47,11 @@ class Scenario:
     expected_alerts: tuple[str, ...] = ()
     why_no_alert: str = ""  # when expected_alerts is empty
     replicas: bool = False  # two bot processes behind the harness's balancer
+    # Before the traffic and undone after the checks, on every way out (a small filesystem,
+    # a memory group): what it yields is the context's `fixture`.
+    setup: Callable[[Context], AbstractContextManager[Any]] | None = None
+    # After the traffic, before the checks: what this fault must have done, and undone.
+    after: Callable[[Context], None] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -61,27 +69,10 @@ def _drop_server_connections(context: Context) -> None:
     """What PgBouncer's RECONNECT does, abruptly: every server connection of the app's role
     closed under PgBouncer, which opens new ones (the local PgBouncer has no admin user for
     its console, only a stats user, so the command itself cannot be sent). Closed by the
-    cluster's superuser over its socket (peer authentication)."""
-    state = StackState.load(context.stack.paths.state)
-    sql = (
+    cluster's superuser."""
+    done = context.superuser_sql(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
         "WHERE usename = 'app' AND pid <> pg_backend_pid()"
-    )
-    done = probe(
-        [
-            state.psql,
-            "--no-psqlrc",
-            "-At",
-            "-h",
-            context.stack.paths.run,
-            "-p",
-            str(state.ports.postgres),
-            "-d",
-            "postgres",
-            "-c",
-            sql,
-        ],
-        user=ServiceUser.detect(),
     )
     if done.returncode != 0:
         raise RuntimeError(f"closing the server connections failed: {done.stderr.strip()}")
@@ -132,34 +123,54 @@ def _admin_outage_end(context: Context) -> None:
         context.fail(f"the admin API answered {during} during the outage and {after} after")
 
 
+BACKUP = [sys.executable, "-m", "services.backup.cli", "backup"]
+
+
+def _backup_environment(context: Context) -> dict[str, str]:
+    return {
+        **os.environ,
+        **context.environment,
+        "BACKUP_SERVICE_STATE_DIR": str(context.stack.paths.root),
+    }
+
+
 def _backup_during_restart(context: Context) -> None:
-    """A base backup started, then PostgreSQL restarted (immediate) under it."""
-    backup = subprocess.Popen(
-        [sys.executable, "-m", "services.backup.cli", "backup"],
-        env={
-            **os.environ,
-            **context.environment,
-            "BACKUP_SERVICE_STATE_DIR": str(context.stack.paths.root),
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    time.sleep(1)
-    _postgres_restart(context)
+    """A base backup started, and PostgreSQL restarted (immediate) once pg_basebackup is
+    streaming the data files (pg_stat_progress_basebackup): the restart must catch it in
+    flight, not after it (a backup of this small database takes a second or two, so a backup
+    that finished before it was seen streaming is started again, up to three times)."""
+    for attempt in range(1, 4):
+        backup = subprocess.Popen(
+            BACKUP,
+            env=_backup_environment(context),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        while backup.poll() is None:
+            phase = context.superuser_sql("SELECT phase FROM pg_stat_progress_basebackup")
+            if phase.stdout.strip() == "streaming database files":
+                break
+        if backup.poll() is None:
+            _postgres_restart(context)
+            break
+        backup.communicate()
+        context.note(f"backup {attempt} finished before it was seen streaming: again")
+    else:
+        context.fail("no backup was caught streaming by the restart in three attempts")
+        return
     output, _ = backup.communicate(timeout=300)
-    context.note(
-        f"the backup taken across the restart exited {backup.returncode}: "
-        f"{output.strip().splitlines()[-1] if output.strip() else ''}"
-    )
+    last = output.strip().splitlines()[-1] if output.strip() else ""
+    context.note(f"the backup caught streaming by the restart exited {backup.returncode}: {last}")
+    leftovers = list((context.stack.paths.root / "backups").rglob(".*.partial"))
+    if leftovers:
+        context.fail(f"the interrupted backup left a partial directory: {leftovers[0]}")
+    if backup.returncode != 0 and "base backup" not in last:
+        context.fail(f"the interrupted backup gave no clear error: {output[-400:]}")
     # The next one, on the restarted server, must succeed.
     again = subprocess.run(
-        [sys.executable, "-m", "services.backup.cli", "backup"],
-        env={
-            **os.environ,
-            **context.environment,
-            "BACKUP_SERVICE_STATE_DIR": str(context.stack.paths.root),
-        },
+        BACKUP,
+        env=_backup_environment(context),
         capture_output=True,
         text=True,
         timeout=300,
@@ -170,6 +181,222 @@ def _backup_during_restart(context: Context) -> None:
         context.fail(
             f"a backup after the restart failed: {again.stdout[-300:]}{again.stderr[-300:]}"
         )
+
+
+# -- postgres-disk-full ---------------------------------------------------------------------
+
+# The segment switches the fault may force before PostgreSQL needs a new WAL file.
+MAX_SWITCHES = 40
+
+
+def _postgres_restarts(context: Context) -> int:
+    record = read_records(context.stack.paths.run / "supervision.json").get("postgres", {})
+    return int(record.get("restarts", 0))
+
+
+@contextmanager
+def _wal_on_loop(context: Context) -> Iterator[tuple[LoopFilesystem, int]]:
+    """pg_wal on its small filesystem, and the supervisor's count of PostgreSQL's restarts
+    before the fault."""
+    with WalOnLoop(context.stack, ServiceUser.detect()).moved() as fs:
+        yield fs, _postgres_restarts(context)
+
+
+def _fill_pg_wal(context: Context) -> None:
+    """pg_wal's filesystem filled; then WAL segments switched (what a busier server's WAL
+    volume does within minutes) until PostgreSQL needs a WAL file it cannot create."""
+    fs, _ = context.fixture
+    filled = fs.fill()
+    context.note(f"pg_wal's filesystem filled (a filler of {filled / MIB:.0f} MiB)")
+    for switches in range(1, MAX_SWITCHES + 1):
+        if context.superuser_sql("SELECT pg_switch_wal()").returncode != 0:
+            context.note(f"PostgreSQL went down after {switches} WAL segment switch(es)")
+            return
+        time.sleep(0.25)
+    context.fail(f"PostgreSQL still up after {MAX_SWITCHES} WAL segment switches on a full disk")
+
+
+def _free(context: Context) -> None:
+    fs, _ = context.fixture
+    fs.free()
+
+
+def _postgres_back(context: Context) -> None:
+    """What the supervisor did (make status's line), and that the disk alert resolved while
+    the small filesystem is still there (its series would vanish with it)."""
+    _, before = context.fixture
+    record = read_records(context.stack.paths.run / "supervision.json").get("postgres", {})
+    context.note(
+        f"the supervisor started PostgreSQL {_postgres_restarts(context) - before} time(s), "
+        f"its last exit: {record.get('last_exit', '-')}"
+    )
+    if _postgres_restarts(context) == before:
+        context.note("the postmaster never left: its own crash recovery found room")
+    _resolves(context, "DiskFull")
+
+
+def _resolves(context: Context, alert: str) -> None:
+    deadline = time.monotonic() + RESOLVE_SECONDS
+    while alert in context.alerts_firing():
+        if time.monotonic() > deadline:
+            context.fail(f"{alert} still firing {RESOLVE_SECONDS:.0f} s after the fault ended")
+            return
+        time.sleep(1)
+    context.note(
+        f"{alert} no longer firing (checked {time.time() - context.fault_end:.0f} s after the "
+        "fault ended, before the scenario's setup is undone)"
+    )
+
+
+RESOLVE_SECONDS = 120.0
+
+
+# -- archive-full ----------------------------------------------------------------------------
+
+
+class _ArchiveRun:
+    """archive-full's state: the small filesystem, the last segment archived before it, when
+    archiving caught up after the space was freed."""
+
+    def __init__(self, fs: LoopFilesystem, archived_before: str) -> None:
+        self.fs = fs
+        self.archived_before = archived_before
+        self.caught_up: float | None = None
+        self.watcher: threading.Thread | None = None
+
+
+@contextmanager
+def _archive_on_loop(context: Context) -> Iterator[_ArchiveRun]:
+    archive = ArchiveOnLoop(context.stack, ServiceUser.detect())
+    before = _archiver(context)["last_archived_wal"]
+    with archive.mounted_over() as fs:
+        yield _ArchiveRun(fs, before)
+    context.note(f"{len(archive.moved)} file(s) archived on the small filesystem, moved back")
+    after = _archiver(context)["last_archived_wal"]
+    missing = _archive_gaps(context, before, after)
+    if missing:
+        context.fail(f"segments missing from the archive: {', '.join(missing[:5])}")
+    else:
+        context.note(f"every WAL segment from {before} to {after} is in the archive")
+
+
+def _archiver(context: Context) -> dict[str, str]:
+    """pg_stat_archiver, and how many completed segments wait for the archive."""
+    done = context.superuser_sql(
+        "SELECT json_build_object('last_archived_wal', coalesce(last_archived_wal, ''), "
+        "'failed_count', failed_count, 'last_failed_wal', coalesce(last_failed_wal, ''), "
+        "'failing', coalesce(last_failed_time > last_archived_time, false), "
+        "'ready', (SELECT count(*) FROM pg_ls_archive_statusdir() "
+        "WHERE name LIKE '%.ready')) FROM pg_stat_archiver"
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"reading pg_stat_archiver failed: {done.stderr.strip()}")
+    return {k: str(v) for k, v in json.loads(done.stdout).items()}
+
+
+def _fill_archive(context: Context) -> None:
+    """The archive's filesystem filled, and the current WAL segment completed (as
+    archive_timeout does within a minute) so that archiving has a segment to fail on."""
+    run: _ArchiveRun = context.fixture
+    filled = run.fs.fill()
+    failed_before = int(_archiver(context)["failed_count"])
+    context.superuser_sql("SELECT pg_switch_wal()")
+    deadline = time.monotonic() + 30
+    while int((state := _archiver(context))["failed_count"]) == failed_before:
+        if time.monotonic() > deadline:
+            context.fail("archiving did not fail within 30 s of the archive's disk filling")
+            return
+        time.sleep(0.5)
+    context.note(
+        f"the archive's filesystem filled (a filler of {filled / MIB:.0f} MiB): archiving "
+        f"{state['last_failed_wal']} failed"
+    )
+
+
+def _free_archive(context: Context) -> None:
+    """The space freed; then, in the background, when archiving caught up (nothing waiting,
+    the newest attempt a success): PostgreSQL retries by itself, nothing is nudged."""
+    run: _ArchiveRun = context.fixture
+    run.fs.free()
+    freed = time.time()
+
+    def watch() -> None:
+        deadline = time.monotonic() + ARCHIVE_CATCH_UP_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                state = _archiver(context)
+            except RuntimeError:
+                state = {"ready": "?", "failing": "?"}
+            if state["ready"] == "0" and state["failing"] == "False":
+                run.caught_up = time.time() - freed
+                return
+            time.sleep(0.5)
+
+    run.watcher = threading.Thread(target=watch, daemon=True)
+    run.watcher.start()
+
+
+ARCHIVE_CATCH_UP_SECONDS = 180.0
+
+
+def _archive_caught_up(context: Context) -> None:
+    run: _ArchiveRun = context.fixture
+    if run.watcher is not None:
+        run.watcher.join(ARCHIVE_CATCH_UP_SECONDS)
+    if run.caught_up is None:
+        context.fail(f"archiving had not caught up {ARCHIVE_CATCH_UP_SECONDS:.0f} s after")
+        return
+    context.note(f"archiving caught up {run.caught_up:.1f} s after the space was freed")
+    _resolves(context, "WalArchiveFailing")
+
+
+def _archive_gaps(context: Context, first: str, last: str) -> list[str]:
+    """WAL segments after `first` up to `last` (PostgreSQL's names) not in the archive."""
+    if not first or not last:
+        return []
+    names = {p.name.removesuffix(".gz") for p in context.stack.paths.wal_archive.iterdir()}
+    timeline = last[:8]
+    missing = []
+    for segment in range(_segment_number(first) + 1, _segment_number(last) + 1):
+        name = f"{timeline}{segment >> 8:08X}{segment & 0xFF:08X}"
+        if name not in names:
+            missing.append(name)
+    return missing
+
+
+def _segment_number(name: str) -> int:
+    """A 16 MB segment's number from its file name (log id * 256 + segment)."""
+    return int(name[8:16], 16) * 256 + int(name[16:24], 16)
+
+
+# -- bot-oom -------------------------------------------------------------------------------
+
+
+def _bot_in_group(context: Context) -> AbstractContextManager[None]:
+    return BotMemoryGroup(context.port_base).entered(context.pid("bot"))
+
+
+def _oom_kill_bot(context: Context) -> None:
+    group = BotMemoryGroup(context.port_base)
+    pid = context.pid("bot")
+    if pid is None or not group.inside(pid):
+        context.fail(f"the bot (pid {pid}) is not in its memory group")
+        return
+    context.note(group.balloon(pid))
+
+
+def _bot_restarted_in_group(context: Context) -> None:
+    """The supervisor saw an OOM kill (make status's last exit) and started the bot again in
+    the same group."""
+    group = BotMemoryGroup(context.port_base)
+    record = read_records(context.stack.paths.run / "supervision.json").get("bot", {})
+    last_exit = str(record.get("last_exit", ""))
+    context.note(f"make status: bot restarts {record.get('restarts', 0)}, last exit: {last_exit}")
+    if "out of memory" not in last_exit:
+        context.fail(f"the bot's last exit is not an OOM kill: {last_exit!r}")
+    pid = context.pid("bot")
+    if pid is None or not group.inside(pid):
+        context.fail(f"the restarted bot (pid {pid}) is not in its memory group")
 
 
 KILL_NO_ALERT = (
@@ -207,6 +434,17 @@ SCENARIOS: dict[str, Scenario] = {
             # A stopped server fails nothing: queries wait, and so do the exporter's scrapes
             # (TargetDown, measured), then everything completes on SIGCONT.
             expected_alerts=("TargetDown", "PostgresDown", *DATABASE_ERRORS),
+        ),
+        Scenario(
+            "postgres-disk-full",
+            "pg_wal on a small filesystem, filled under traffic for 75 s, then freed",
+            _fill_pg_wal,
+            _free,
+            fault_seconds=75,
+            # DiskFull holds for a minute: the fault outlasts it.
+            expected_alerts=("DiskFull",),
+            setup=_wal_on_loop,
+            after=_postgres_back,
         ),
         Scenario(
             "pgbouncer-kill",
@@ -248,6 +486,14 @@ SCENARIOS: dict[str, Scenario] = {
             why_no_alert=KILL_NO_ALERT,
         ),
         Scenario(
+            "bot-oom",
+            "the bot killed by its memory cgroup (compose's limit) and restarted in it",
+            _oom_kill_bot,
+            why_no_alert=KILL_NO_ALERT,
+            setup=_bot_in_group,
+            after=_bot_restarted_in_group,
+        ),
+        Scenario(
             "net-reset",
             "every connection between the bot and PgBouncer reset, and new ones, for 15 s",
             lambda c: c.proxy.set_mode(Mode.RESET),
@@ -270,6 +516,16 @@ SCENARIOS: dict[str, Scenario] = {
             lambda c: c.proxy.set_mode(Mode.PASS),
             fault_seconds=30,
             why_no_alert="slower, not failing: no rule covers added latency under 5 s",
+        ),
+        Scenario(
+            "archive-full",
+            "the WAL archive's filesystem full for 40 s, then freed",
+            _fill_archive,
+            _free_archive,
+            fault_seconds=40,
+            expected_alerts=("WalArchiveFailing",),
+            setup=_archive_on_loop,
+            after=_archive_caught_up,
         ),
         Scenario(
             "telegram-5xx",
@@ -312,7 +568,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "backup-during-restart",
-            "a base backup taken while PostgreSQL restarts (immediate)",
+            "PostgreSQL restarted (immediate) while a base backup streams; the next must succeed",
             _backup_during_restart,
             fault_seconds=20,
             why_no_alert=RESTART_NO_ALERT,
@@ -325,10 +581,4 @@ SCENARIOS: dict[str, Scenario] = {
             replicas=True,
         ),
     )
-}
-# In the issue's order (SCENARIO=all runs them so); the ones not built yet are named here.
-NOT_BUILT = {
-    "postgres-disk-full": "pg_wal on a small filesystem filled, then freed",
-    "bot-oom": "the bot killed by its memory cgroup",
-    "archive-full": "the WAL archive's filesystem full, then freed",
 }

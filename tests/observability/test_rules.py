@@ -146,6 +146,23 @@ CASES = {
             'node_filesystem_size_bytes{instance="host", mountpoint="/", fstype="ext4"}': "100x40",
         },
     ),
+    "DiskFull": Case(
+        {
+            'node_filesystem_avail_bytes{instance="host", mountpoint="/w", fstype="ext4"}': "1x40",
+            'node_filesystem_size_bytes{instance="host", mountpoint="/w", fstype="ext4"}': (
+                "100x40"
+            ),
+        },
+        {"instance": "host", "mountpoint": "/w"},
+        "/w is full (99%)",
+        {
+            # 95% full: DiskAlmostFull's, not this one's.
+            'node_filesystem_avail_bytes{instance="host", mountpoint="/w", fstype="ext4"}': "5x40",
+            'node_filesystem_size_bytes{instance="host", mountpoint="/w", fstype="ext4"}': (
+                "100x40"
+            ),
+        },
+    ),
     "MemoryAlmostFull": Case(
         {
             'node_memory_MemAvailable_bytes{instance="host"}': "10x40",
