@@ -376,10 +376,11 @@ ALERTS: tuple[Alert, ...] = (
         "the outbox) or, for a call that got no answer, possibly lost. 429s (Telegram's "
         "flow control, honoured) and refusals of one call (400, 403) are not counted.",
         # Gated on a count, so that one timeout on a quiet night (100% of one call) pages
-        # nobody; `or vector(0)`: idle-safe.
+        # nobody: 10 failures in the 2m window is a rate of 10/120 per second (a rate, not
+        # increase(), whose count extrapolates); `or vector(0)`: idle-safe.
         _ratio(f"bot_telegram_api_calls_total{{{TELEGRAM_FAILURES}}}", API_CALLS)
-        + f" * ((sum(increase(bot_telegram_api_calls_total{{{TELEGRAM_FAILURES}}}[{WINDOW}]))"
-        " or vector(0)) >= bool 10)",
+        + f" * ((sum(rate(bot_telegram_api_calls_total{{{TELEGRAM_FAILURES}}}[{WINDOW}]))"
+        " or vector(0)) >= bool 10 / 120)",
         ">=",
         0.1,
         "1m",
