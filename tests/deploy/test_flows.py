@@ -185,6 +185,21 @@ def _offsite_health(deployed: Deployed) -> dict[str, Any]:
     return dict(json.loads(out)["offsite"])
 
 
+def _write_and_ship(deployed: Deployed, marker: str) -> str:
+    """A known row written and its WAL segment closed, then waited on until the backup
+    service has shipped it offsite (a tick or two); the segment's name."""
+    deployed.psql(f"INSERT INTO feature_flags (key, description) VALUES ('{marker}', '')")
+    segment = deployed.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    deployed.psql("SELECT pg_switch_wal()")
+
+    def shipped() -> bool:
+        through = _offsite_health(deployed)["wal_shipped_through"]
+        return through is not None and through >= segment
+
+    eventually(shipped, 180, f"WAL segment {segment} offsite")
+    return segment
+
+
 def test_the_offsite_copy_lands_in_the_object_store_encrypted(deployed: Deployed) -> None:
     # The backup service takes its first offsite full backup on its own (none yet), verifies
     # it, and ships the WAL every tick; /health/ready says so.
@@ -195,15 +210,7 @@ def test_the_offsite_copy_lands_in_the_object_store_encrypted(deployed: Deployed
     )
     # A known row, its WAL segment closed: shipped offsite within a tick or two.
     marker = f"offsite-marker-{secrets.token_hex(8)}"
-    deployed.psql(f"INSERT INTO feature_flags (key, description) VALUES ('{marker}', '')")
-    segment = deployed.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-    deployed.psql("SELECT pg_switch_wal()")
-
-    def shipped() -> bool:
-        through = _offsite_health(deployed)["wal_shipped_through"]
-        return through is not None and through >= segment
-
-    eventually(shipped, 180, f"WAL segment {segment} offsite")
+    segment = _write_and_ship(deployed, marker)
     health = _offsite_health(deployed)
     assert health["status"] == "OK", health
     objects: dict[str, list[bool]] = json.loads(
@@ -231,15 +238,7 @@ def test_the_vps_is_gone_restore_brings_back_the_newest_row_from_offsite_alone(
     # docs/offsite-backups.md's compose steps: a one-off backup container restores from the
     # offsite repository alone into an empty volume (a new server's), replays and promotes.
     marker = f"vps-gone-{secrets.token_hex(8)}"
-    deployed.psql(f"INSERT INTO feature_flags (key, description) VALUES ('{marker}', '')")
-    segment = deployed.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-    deployed.psql("SELECT pg_switch_wal()")
-
-    def shipped() -> bool:
-        through = _offsite_health(deployed)["wal_shipped_through"]
-        return through is not None and through >= segment
-
-    eventually(shipped, 180, f"WAL segment {segment} offsite")
+    _write_and_ship(deployed, marker)
     volume = f"botstack-deploytest-restore-{secrets.token_hex(4)}"
     count = f"SELECT 'restored rows: ' || count(*) FROM feature_flags WHERE key = '{marker}'"
     # offsite-restore stops the promoted server; started again here to read the row.
